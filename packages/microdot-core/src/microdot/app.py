@@ -1,0 +1,475 @@
+"""The ``Microdot`` application: routes, hooks, error handlers and dispatch.
+
+Dispatch is protocol-neutral: :meth:`Microdot.dispatch_request` takes a ``Request``
+and returns a ``Response``. The built-in server, the test client and the ASGI/WSGI
+adapters all go through it.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import os
+import traceback
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .exceptions import HTTPException, abort as _abort
+from .helpers import iscoroutine
+from .requests import Request
+from .responses import Response
+from .routing import Route, Router, URLPattern
+from .streams import BodyTooLarge
+
+logger = logging.getLogger('microdot')
+
+Handler = Callable[..., Any]
+
+_async_cache: Dict[Any, bool] = {}
+
+
+def _is_async(f: Any) -> bool:
+    try:
+        return _async_cache[f]
+    except KeyError:
+        result = _async_cache[f] = iscoroutine(f)
+        return result
+    except TypeError:  # unhashable callable
+        return iscoroutine(f)
+
+
+async def invoke_handler(f: Handler, *args: Any, **kwargs: Any) -> Any:
+    """Call ``f``: awaited if async, in a worker thread if not (so it cannot block)."""
+    if _is_async(f):
+        return await f(*args, **kwargs)
+    return await asyncio.to_thread(f, *args, **kwargs)
+
+
+def _call_hook(f: Handler, scope: Any) -> Any:
+    """Call a startup/shutdown hook with the scope if it accepts an argument."""
+    try:
+        params = inspect.signature(f).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return f(scope)
+    takes_arg = any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+                    for p in params)
+    return f(scope) if takes_arg else f()
+
+
+def make_response(res: Any) -> Response:
+    """Turn a handler's return value into a ``Response`` (Microdot's rules)."""
+    if isinstance(res, Response):
+        return res
+    if isinstance(res, int) and not isinstance(res, bool):
+        return Response(b'', res)
+    if isinstance(res, tuple):
+        if not res:
+            return Response()
+        if isinstance(res[0], int) and not isinstance(res[0], bool):
+            res = (b'',) + res
+        body = res[0]
+        if len(res) > 1 and isinstance(res[1], int):
+            return Response(body, res[1], res[2] if len(res) > 2 else None)
+        return Response(body, 200, res[1] if len(res) > 1 else None)
+    return Response(res)
+
+
+class Microdot:
+    """A web application.
+
+    Limits default to the ``Request`` class attributes; set ``max_content_length``,
+    ``max_body_length`` or ``max_readline`` on an instance to change them for this
+    application only.
+    """
+
+    #: Per-application overrides of the ``Request`` limits (``None``: class default).
+    max_content_length: Optional[int] = None
+    max_body_length: Optional[int] = None
+    max_readline: Optional[int] = None
+
+    def __init__(self) -> None:
+        self.url_map: List[Route] = []
+        self.before_request_handlers: List[Handler] = []
+        self.after_request_handlers: List[Handler] = []
+        self.after_error_request_handlers: List[Handler] = []
+        self.error_handlers: Dict[Any, Handler] = {}
+        self.startup_handlers: List[Handler] = []
+        self.shutdown_handlers: List[Handler] = []
+        self.options_handler: Optional[Handler] = self.default_options_handler
+        self.mounted: List[Tuple[str, 'Microdot', bool]] = []
+        self.debug = False
+        self.server: Any = None
+        self.access_log = False
+        self._router: Optional[Router] = None
+        self._router_key: Any = None
+
+    # -- registration ---------------------------------------------------------------
+
+    def route(self, url_pattern: str, methods: Optional[Sequence[str]] = None
+              ) -> Callable[[Handler], Handler]:
+        """Decorator: handle ``url_pattern`` for ``methods`` (default ``['GET']``)."""
+        def decorated(f: Handler) -> Handler:
+            self.url_map.append(Route(len(self.url_map), methods or ['GET'],
+                                      URLPattern(url_pattern), f, owner=self))
+            self._router = None
+            return f
+        return decorated
+
+    def get(self, url_pattern: str) -> Callable[[Handler], Handler]:
+        return self.route(url_pattern, methods=['GET'])
+
+    def post(self, url_pattern: str) -> Callable[[Handler], Handler]:
+        return self.route(url_pattern, methods=['POST'])
+
+    def put(self, url_pattern: str) -> Callable[[Handler], Handler]:
+        return self.route(url_pattern, methods=['PUT'])
+
+    def patch(self, url_pattern: str) -> Callable[[Handler], Handler]:
+        return self.route(url_pattern, methods=['PATCH'])
+
+    def delete(self, url_pattern: str) -> Callable[[Handler], Handler]:
+        return self.route(url_pattern, methods=['DELETE'])
+
+    def query(self, url_pattern: str) -> Callable[[Handler], Handler]:
+        """Handle the HTTP ``QUERY`` method (a safe GET with a body)."""
+        return self.route(url_pattern, methods=['QUERY'])
+
+    def before_request(self, f: Handler) -> Handler:
+        """Register ``f(request)``; a non-None return value becomes the response."""
+        self.before_request_handlers.append(f)
+        self._router = None
+        return f
+
+    def after_request(self, f: Handler) -> Handler:
+        """Register ``f(request, response)``; it may return a replacement response."""
+        self.after_request_handlers.append(f)
+        self._router = None
+        return f
+
+    def after_error_request(self, f: Handler) -> Handler:
+        """Like :meth:`after_request`, for error responses."""
+        self.after_error_request_handlers.append(f)
+        self._router = None
+        return f
+
+    def errorhandler(self, status_code_or_exception_class: Any) -> Callable[[Handler], Handler]:
+        """Decorator: handle a status code (``f(request)``) or an exception class
+        (``f(request, exc)``; the most specific class wins)."""
+        def decorated(f: Handler) -> Handler:
+            self.error_handlers[status_code_or_exception_class] = f
+            return f
+        return decorated
+
+    def on_startup(self, f: Handler) -> Handler:
+        """Register a startup hook (sync or async; optional ``scope`` argument)."""
+        self.startup_handlers.append(f)
+        return f
+
+    def on_shutdown(self, f: Handler) -> Handler:
+        """Register a shutdown hook (sync or async; optional ``scope`` argument)."""
+        self.shutdown_handlers.append(f)
+        return f
+
+    async def run_startup(self, scope: Any = None) -> None:
+        """Run the startup hooks, in registration order."""
+        for f in self.startup_handlers:
+            result = _call_hook(f, scope)
+            if inspect.isawaitable(result):
+                await result
+
+    async def run_shutdown(self, scope: Any = None) -> None:
+        """Run the shutdown hooks, in reverse registration order."""
+        for f in reversed(self.shutdown_handlers):
+            result = _call_hook(f, scope)
+            if inspect.isawaitable(result):
+                await result
+
+    def mount(self, subapp: 'Microdot', url_prefix: str = '', local: bool = False) -> None:
+        """Serve ``subapp``'s routes under ``url_prefix``.
+
+        Its hooks and error handlers are moved to this application, or, with
+        ``local=True``, apply only to requests routed to ``subapp``.
+        """
+        url_prefix = url_prefix.rstrip('/')
+        for route in subapp.url_map:
+            new = Route(len(self.url_map), route.methods,
+                        URLPattern(url_prefix + route.pattern.url_pattern), route.handler,
+                        url_prefix + route.url_prefix, route.subapp or subapp,
+                        owner=route.owner)
+            self.url_map.append(new)
+        if not local:
+            self.before_request_handlers.extend(subapp.before_request_handlers)
+            subapp.before_request_handlers = []
+            self.after_request_handlers.extend(subapp.after_request_handlers)
+            subapp.after_request_handlers = []
+            self.after_error_request_handlers.extend(subapp.after_error_request_handlers)
+            subapp.after_error_request_handlers = []
+            for key, handler in subapp.error_handlers.items():
+                self.error_handlers.setdefault(key, handler)
+            subapp.error_handlers = {}
+        self.startup_handlers.extend(subapp.startup_handlers)
+        self.shutdown_handlers.extend(subapp.shutdown_handlers)
+        self.mounted.append((url_prefix, subapp, local))
+        self._router = None
+
+    def static(self, url_prefix: str, directory: str, max_age: Optional[int] = None,
+               index: Optional[str] = 'index.html') -> None:
+        """Serve the files below ``directory`` at ``url_prefix`` (path traversal refused)."""
+        root = os.path.realpath(directory)
+        url_prefix = url_prefix.rstrip('/')
+
+        async def static_file(request: Request, path: str = '') -> Any:
+            parts = path.split('/')
+            if any(p in ('..', '.') or '\\' in p or '\0' in p for p in parts):
+                return 'Not found', 404
+            full = os.path.realpath(os.path.join(root, *[p for p in parts if p]))
+            if full != root and not full.startswith(root + os.sep):
+                return 'Not found', 404
+            if os.path.isdir(full) and index:
+                full = os.path.join(full, index)
+            if not os.path.isfile(full):
+                return 'Not found', 404
+            return Response.send_file(full, max_age=max_age)
+
+        static_file.__name__ = 'static_' + (url_prefix.strip('/').replace('/', '_') or 'root')
+        self.route(url_prefix + '/<path:path>', methods=['GET'])(static_file)
+        if index:
+            self.route(url_prefix + '/', methods=['GET'])(static_file)
+
+    abort = staticmethod(_abort)
+
+    # -- routing --------------------------------------------------------------------
+
+    def _compile(self) -> Router:
+        key = (URLPattern.types_version, len(self.url_map))
+        if self._router is None or self._router_key != key:
+            for route in self.url_map:
+                self._bind_hooks(route)
+            self._router = Router(self.url_map)
+            self._router_key = key
+        return self._router
+
+    def _bind_hooks(self, route: Route) -> None:
+        """Precompute the hook chains that apply to ``route``."""
+        local = []
+        owner = route.owner
+        if owner is not None and owner is not self:
+            for _, subapp, is_local in self._mount_chain(owner):
+                if is_local:
+                    local.append(subapp)
+        route.before_request = list(self.before_request_handlers)
+        route.after_request = list(self.after_request_handlers)
+        route.after_error_request = list(self.after_error_request_handlers)
+        route.error_handlers = []
+        for subapp in local:
+            route.before_request += subapp.before_request_handlers
+            route.after_request += subapp.after_request_handlers
+            route.after_error_request += subapp.after_error_request_handlers
+        for subapp in reversed(local):
+            if subapp.error_handlers:
+                route.error_handlers.append(subapp.error_handlers)
+
+    def _mount_chain(self, owner: 'Microdot') -> List[Tuple[str, 'Microdot', bool]]:
+        """The mounts leading from this app down to ``owner``."""
+        for prefix, subapp, local in self.mounted:
+            if subapp is owner:
+                return [(prefix, subapp, local)]
+            chain = subapp._mount_chain(owner)
+            if chain:
+                return [(prefix, subapp, local)] + chain
+        return []
+
+    def find_route(self, req: Request) -> Any:
+        """Route ``req``: sets its route and URL arguments; returns the handler,
+        404/405, or the OPTIONS answer (a headers dict)."""
+        router = self._compile()
+        method = req.method.upper()
+        if method == 'OPTIONS' and self.options_handler:
+            req.route = None
+            return self.options_handler(req)
+        if method == 'HEAD':
+            method = 'GET'
+        matches = router.match(req.path)
+        if not matches:
+            return 404
+        for route, args in matches:
+            if method in route.methods:
+                req.route = route
+                req.url_args = args
+                req.url_prefix = route.url_prefix
+                req.subapp = route.subapp
+                return route.handler
+        route = matches[0][0]
+        req.url_prefix = route.url_prefix
+        req.subapp = route.subapp
+        return 405
+
+    def allowed_methods(self, path: str) -> List[str]:
+        """The methods some route accepts for ``path`` (plus HEAD and OPTIONS)."""
+        allow: List[str] = []
+        for route, _ in self._compile().match(path):
+            for m in sorted(route.methods):
+                if m not in allow:
+                    allow.append(m)
+        if allow:
+            if 'GET' in allow and 'HEAD' not in allow:
+                allow.append('HEAD')
+            allow.append('OPTIONS')
+        return allow
+
+    def default_options_handler(self, req: Request) -> Dict[str, str]:
+        """Answer OPTIONS with the ``Allow`` header for the path."""
+        return {'Allow': ', '.join(self.allowed_methods(req.path) or ['OPTIONS'])}
+
+    # -- dispatch -------------------------------------------------------------------
+
+    async def dispatch_request(self, req: Optional[Request]) -> Response:
+        """Produce the response for ``req`` (``None`` stands for a malformed request)."""
+        if req is None:
+            res = await self._error_response(None, 400, 'Bad request')
+            return await self._after_error(None, res)
+        route = None
+        try:
+            if req.content_length > req.max_content_length:
+                res = await self._error_response(req, 413, 'Payload too large')
+                return await self._after_error(req, res)
+            f = self.find_route(req)
+            route = req.route
+            if isinstance(f, dict):
+                return self._finish(req, Response(headers=f))
+            if isinstance(f, Response):
+                return self._finish(req, f)
+            if not callable(f):
+                status = f
+                res = await self._error_response(
+                    req, status, 'Not found' if status == 404 else 'Method not allowed')
+                if status == 405 and 'Allow' not in res.headers:
+                    res.headers['Allow'] = ', '.join(self.allowed_methods(req.path))
+                return await self._after_error(req, res)
+            res = None
+            for handler in route.before_request:
+                res = await invoke_handler(handler, req)
+                if res:
+                    break
+            if res is None:
+                if route.is_async:
+                    res = await f(req, **req.url_args)
+                else:
+                    res = await asyncio.to_thread(f, req, **req.url_args)
+            res = make_response(res)
+            for handler in route.after_request:
+                res = await invoke_handler(handler, req, res) or res
+            for handler in req.after_request_handlers:
+                res = await invoke_handler(handler, req, res) or res
+            return self._finish(req, res)
+        except HTTPException as exc:
+            res = await self._error_response(req, exc.status_code, exc.reason, route)
+        except BodyTooLarge:
+            res = await self._error_response(req, 413, 'Payload too large', route)
+        except Exception as exc:
+            res = await self._exception_response(req, exc, route)
+        return await self._after_error(req, res, route)
+
+    def _finish(self, req: Request, res: Response) -> Response:
+        if res.file_info is not None:
+            res = res._apply_conditional(req)
+        res.is_head = req.method == 'HEAD'
+        return res
+
+    def _handler_maps(self, route: Optional[Route]) -> List[Dict[Any, Handler]]:
+        if route is not None and route.error_handlers:
+            return route.error_handlers + [self.error_handlers]
+        return [self.error_handlers]
+
+    async def _error_response(self, req: Optional[Request], status: int, reason: str,
+                              route: Optional[Route] = None) -> Response:
+        for handlers in self._handler_maps(route):
+            if status in handlers:
+                try:
+                    return make_response(await invoke_handler(handlers[status], req))
+                except Exception as exc:
+                    logger.exception('error handler for %d failed', status)
+                    return self._internal_error(exc)
+        return make_response((reason, status))
+
+    async def _exception_response(self, req: Request, exc: Exception,
+                                  route: Optional[Route]) -> Response:
+        for handlers in self._handler_maps(route):
+            for cls in type(exc).__mro__:
+                if cls in handlers:
+                    try:
+                        res = await invoke_handler(handlers[cls], req, exc)
+                    except HTTPException as exc2:
+                        return await self._error_response(req, exc2.status_code,
+                                                          exc2.reason, route)
+                    except Exception as exc2:
+                        logger.exception('error handler for %s failed', cls.__name__)
+                        return self._internal_error(exc2)
+                    if res is not None:
+                        return make_response(res)
+                    break
+        logger.error('Unhandled exception in %s %s', req.method, req.path,
+                     exc_info=(type(exc), exc, exc.__traceback__))
+        for handlers in self._handler_maps(route):
+            if 500 in handlers:
+                try:
+                    return make_response(await invoke_handler(handlers[500], req))
+                except Exception as exc2:
+                    logger.exception('error handler for 500 failed')
+                    return self._internal_error(exc2)
+        return self._internal_error(exc)
+
+    def _internal_error(self, exc: BaseException) -> Response:
+        if self.debug:
+            text = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            return Response('Internal server error\n\n' + text, 500)
+        return Response('Internal server error', 500)
+
+    async def _after_error(self, req: Optional[Request], res: Response,
+                           route: Optional[Route] = None) -> Response:
+        handlers = route.after_error_request if route is not None \
+            else self.after_error_request_handlers
+        for handler in handlers:
+            try:
+                res = await invoke_handler(handler, req, res) or res
+            except Exception:
+                logger.exception('after_error_request handler failed')
+        if req is not None:
+            return self._finish(req, res)
+        return res
+
+    # -- serving --------------------------------------------------------------------
+
+    def run(self, host: str = '0.0.0.0', port: int = 5000, debug: bool = False,
+            ssl: Any = None, server: Optional[str] = None, **options: Any) -> None:
+        """Serve the application until :meth:`shutdown` or SIGINT/SIGTERM.
+
+        ``server`` names a ``microdot.servers`` plugin (default: the built-in server).
+        """
+        if server not in (None, 'builtin'):
+            from .plugins import get_server
+            if ssl is not None:
+                raise ValueError('ssl= applies to the built-in server only; configure '
+                                 'TLS in the %r server instead' % server)
+            self.debug = debug
+            get_server(server).run(self, host=host, port=port, **options)
+            return
+        from .server import run_app
+        run_app(self, host=host, port=port, debug=debug, ssl=ssl, **options)
+
+    async def start_server(self, host: str = '0.0.0.0', port: int = 5000,
+                           debug: bool = False, ssl: Any = None, **options: Any) -> None:
+        """Serve the application on the built-in server inside a running event loop;
+        returns after :meth:`shutdown` once in-flight requests finish."""
+        from .server import Server
+        self.debug = debug
+        self.server = Server(self, **options)
+        try:
+            await self.server.serve(host, port, ssl=ssl)
+        finally:
+            self.server = None
+
+    def shutdown(self) -> None:
+        """Ask the running server to stop: no new connections, finish in-flight ones."""
+        if self.server is not None:
+            self.server.shutdown()

@@ -1,0 +1,144 @@
+"""The ``microdot`` command: run an application, list plugins, show the version."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from typing import Any, List, Optional
+
+from . import plugins
+
+#: Options of ``microdot run`` that only some servers support, with their flags.
+SERVER_OPTIONS = {'workers': '--workers', 'reload': '--reload', 'threads': '--threads',
+                  'worker_class': '--worker-class'}
+
+
+class CLIError(Exception):
+    """A usage error reported as one line, without a traceback."""
+
+
+def load_app(target: str) -> Any:
+    """Import ``module:attribute`` (attribute defaults to ``app``) from the cwd."""
+    module_name, _, attr = target.partition(':')
+    if not module_name:
+        raise CLIError('expected MODULE:APP, got %r' % target)
+    if os.getcwd() not in sys.path and '' not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name == module_name or (exc.name and module_name.startswith(exc.name + '.')):
+            raise CLIError('could not import module %r (from %s)'
+                           % (module_name, os.getcwd())) from None
+        raise
+    obj: Any = module
+    for part in (attr or 'app').split('.'):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CLIError('module %r has no attribute %r' % (module_name, attr or 'app')) \
+                from None
+    return obj
+
+
+def _version_line() -> str:
+    from . import __version__
+    return 'microdot-core %s (Python %s)' % (__version__, sys.version.split()[0])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    server = plugins.get_server(args.server)
+    supported = set(getattr(server, 'options', ()))
+    options = {}
+    for name, flag in SERVER_OPTIONS.items():
+        value = getattr(args, name)
+        if value in (None, False):
+            continue
+        if name not in supported:
+            others = [n for n in plugins.registry.names('servers')
+                      if name in getattr(_safe_load(n), 'options', ())]
+            hint = ('; servers that support it: %s' % ', '.join(sorted(others))) if others \
+                else ''
+            raise CLIError("the '%s' server does not support %s%s"
+                           % (args.server, flag, hint))
+        options[name] = value
+    server.run(args.target, host=args.host, port=args.port, **options)
+    return 0
+
+
+def _safe_load(name: str) -> Any:
+    try:
+        return plugins.get_server(name)
+    except plugins.PluginError:
+        return None
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from importlib.metadata import PackageNotFoundError, distributions, version
+    family = {}
+    for dist in distributions():
+        name = dist.metadata['Name'] or ''
+        if name.lower().startswith('microdot-'):
+            family[name] = dist.version
+    try:
+        family.setdefault('microdot-core', version('microdot-core'))
+    except PackageNotFoundError:
+        pass
+    print('microdot plugin API %s' % plugins.format_api(plugins.PLUGIN_API))
+    infos = plugins.registry.infos()
+    for dist_name in sorted(family):
+        print('%s %s' % (dist_name, family[dist_name]))
+        provided = [i for i in infos if (i.distribution or '').lower() == dist_name.lower()]
+        for kind in plugins.GROUPS:
+            names = sorted(i.name for i in provided if i.kind == kind)
+            if names:
+                print('  %-10s %s' % (kind + ':', ', '.join(names)))
+    orphans = [i for i in infos if not i.distribution or i.distribution not in family]
+    for info in orphans:
+        print('%s (%s): %s = %s' % (info.distribution or '?', info.version or '?',
+                                     info.kind, info.name))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='microdot', description='Microdot web framework command-line interface.')
+    parser.add_argument('--version', action='version', version=_version_line())
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    run = sub.add_parser('run', help='serve an application',
+                         description='Serve MODULE:APP with the built-in server or a '
+                                     'server plugin (see "microdot plugins").')
+    run.add_argument('target', metavar='MODULE:APP',
+                     help='the application, e.g. "hello:app" (APP defaults to "app")')
+    run.add_argument('--server', default='builtin',
+                     help='server to use (default: builtin); e.g. uvicorn, hypercorn, '
+                          'gunicorn with their plugins installed')
+    run.add_argument('--host', default='127.0.0.1', help='address to bind (default: 127.0.0.1)')
+    run.add_argument('--port', type=int, default=5000, help='port (default: 5000)')
+    run.add_argument('--workers', type=int, default=None, help='worker processes')
+    run.add_argument('--threads', type=int, default=None, help='threads per worker')
+    run.add_argument('--worker-class', default=None, help='worker class (gunicorn)')
+    run.add_argument('--reload', action='store_true', help='restart on code changes')
+    run.set_defaults(func=cmd_run)
+    plug = sub.add_parser('plugins', help='list installed microdot distributions and '
+                                          'what they register')
+    plug.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, 'func', None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return args.func(args)
+    except (CLIError, plugins.PluginError) as exc:
+        print('microdot: error: %s' % exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        return 130

@@ -1,0 +1,292 @@
+"""The ``Request`` object: one HTTP request, with lazily parsed parts."""
+from __future__ import annotations
+
+import json as _json
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from .exceptions import HTTPException
+from .streams import AsyncBytesIO, BodyStream, BodyTooLarge
+from .structures import MultiDict, NoCaseDict
+from .urls import decode_path, urldecode_str
+
+_UNSET: Any = object()
+
+
+def headers_from_list(pairs: Iterable[Tuple[str, str]]) -> NoCaseDict:
+    """Build request headers, joining repeated fields (``Cookie`` with ``; ``)."""
+    headers = NoCaseDict()
+    keymap = headers.keymap
+    for name, value in pairs:
+        lname = name.lower()
+        real = keymap.get(lname)
+        if real is None:
+            keymap[lname] = name
+            dict.__setitem__(headers, name, value)
+        else:
+            sep = '; ' if lname == 'cookie' else ', '
+            dict.__setitem__(headers, real, dict.__getitem__(headers, real) + sep + value)
+    return headers
+
+
+def parse_cookies(header: Optional[str]) -> Dict[str, str]:
+    """Cookies from a ``Cookie`` header; malformed pairs are skipped, not fatal."""
+    cookies: Dict[str, str] = {}
+    if header:
+        for pair in header.split(';'):
+            name, sep, value = pair.strip().partition('=')
+            if sep and name:
+                value = value.strip()
+                if len(value) > 1 and value[0] == value[-1] == '"':
+                    value = value[1:-1]
+                cookies.setdefault(name, value)
+    return cookies
+
+
+def parse_urlencoded(data: str) -> MultiDict:
+    """A ``MultiDict`` from ``a=1&b=2`` text (query strings, urlencoded forms)."""
+    args = MultiDict()
+    if data:
+        for pair in data.split('&'):
+            if not pair:
+                continue
+            name, _, value = pair.partition('=')
+            args[urldecode_str(name)] = urldecode_str(value)
+    return args
+
+
+class Request:
+    """An HTTP request, as handlers receive it.
+
+    Query arguments, cookies, JSON and forms are parsed on first access. Size limits
+    are class attributes (process-wide defaults) that an application can override
+    with attributes of the same name on the ``Microdot`` instance.
+    """
+
+    #: Largest accepted body; a larger one is answered 413 before it is read.
+    max_content_length = 16 * 1024
+    #: Bodies up to this size are read into :attr:`body`; larger ones stay in :attr:`stream`.
+    max_body_length = 16 * 1024
+    #: Longest request or header line.
+    max_readline = 2 * 1024
+
+    class G:
+        """Free-form per-request storage (``request.g.user = ...``)."""
+
+    def __init__(self, app: Any, client_addr: Any, method: str, url: str,
+                 http_version: str, headers: Any, body: Optional[bytes] = None,
+                 stream: Any = None, sock: Any = None, url_prefix: str = '',
+                 subapp: Any = None, scheme: Optional[str] = None,
+                 route: Any = None) -> None:
+        self.app = app
+        self.client_addr = client_addr
+        self.method = method
+        self.url = url
+        self.http_version = http_version
+        if not isinstance(headers, NoCaseDict):
+            headers = NoCaseDict(headers or {})
+        self.headers = headers
+        self.sock = sock
+        self.url_prefix = url_prefix
+        self.subapp = subapp
+        self.scheme = scheme or 'http'
+        self.route = route
+        self.url_args: Optional[Dict[str, Any]] = None
+        path, _, self.query_string = url.partition('?')
+        self.path = decode_path(path)
+        cl = headers.get('Content-Length')
+        self.content_length = int(cl) if cl and cl.isdigit() else 0
+        self.content_type: Optional[str] = headers.get('Content-Type')
+        self._body = body
+        self._stream = stream
+        self._args: Optional[MultiDict] = None
+        self._cookies: Optional[Dict[str, str]] = None
+        self._json: Any = _UNSET
+        self._form: Any = None
+        self._files: Any = None
+        self.after_request_handlers: List[Any] = []
+        self.g = Request.G()
+        if app is not None:
+            for limit in ('max_content_length', 'max_body_length', 'max_readline'):
+                value = getattr(app, limit, None)
+                if value is not None:
+                    setattr(self, limit, value)
+
+    # -- creation from a byte stream ------------------------------------------------
+
+    @staticmethod
+    async def create(app: Any, client_reader: Any, client_writer: Any,
+                     client_addr: Any, scheme: Optional[str] = None) -> Optional['Request']:
+        """Parse one request from an async reader (``readline``/``read``/``readexactly``).
+
+        Returns ``None`` when the peer closed before sending anything; raises
+        ``http11.ProtocolError`` (with the status to answer) for malformed input,
+        including a line longer than ``max_readline``.
+        """
+        from . import http11
+        max_line = getattr(app, 'max_readline', None) or Request.max_readline
+        parser = http11.RequestParser(max_request_line=max_line, max_header_line=max_line)
+        head = None
+        while head is None:
+            line = await client_reader.readline()
+            if len(line) > max_line + 2 or (line and not line.endswith(b'\n')
+                                            and len(line) > max_line):
+                raise http11.ProtocolError(
+                    414 if parser.at_start else 431, 'line too long')
+            parser.feed(line)
+            event = parser.next_event()
+            if event is http11.CONNECTION_CLOSED:
+                return None
+            if isinstance(event, http11.RequestHead):
+                head = event
+            elif event is not http11.NEED_DATA:  # pragma: no cover - defensive
+                raise http11.ProtocolError(400, 'unexpected data')
+            elif not line:
+                parser.feed(b'')
+                parser.next_event()  # raises for a request cut short
+                return None
+
+        async def receive() -> bytes:
+            while True:
+                event = parser.next_event()
+                if isinstance(event, http11.Data):
+                    return event.data
+                if isinstance(event, http11.EndOfMessage) or event is http11.PAUSED:
+                    return b''
+                data = await client_reader.read(65536)
+                parser.feed(data)
+
+        req = Request.from_head(app, head, client_addr, receive,
+                                sock=(client_reader, client_writer), scheme=scheme)
+        await req._read_body()
+        return req
+
+    @classmethod
+    def from_head(cls, app: Any, head: Any, client_addr: Any, receive: Any,
+                  sock: Any = None, scheme: Optional[str] = None) -> 'Request':
+        """Build a request from a parsed ``http11.RequestHead`` and a body source."""
+        headers = headers_from_list(head.headers)
+        req = cls(app, client_addr, head.method, head.target if head.target.startswith('/')
+                  else head.path + ('?' + head.query if head.query else ''),
+                  head.version, headers, sock=sock, scheme=scheme)
+        if head.chunked or head.content_length:
+            req._stream = BodyStream(receive, limit=req.max_content_length
+                                     if head.chunked else head.content_length)
+        else:
+            req._body = b''
+        return req
+
+    async def _read_body(self) -> None:
+        """Read the body into :attr:`body` if it fits ``max_body_length``.
+
+        A declared length above ``max_content_length`` is left unread (dispatch answers
+        413); an undeclared (chunked) body is read up to the limit, and if it is longer
+        it stays in :attr:`stream` with what was read already buffered there.
+        """
+        stream = self._stream
+        if self._body is not None or not isinstance(stream, BodyStream):
+            return
+        if self.content_length:
+            if self.content_length > self.max_content_length:
+                return
+            if self.content_length <= self.max_body_length:
+                self._body = await stream.readexactly(self.content_length)
+                self._stream = None
+            return
+        try:
+            while len(stream._buffer) <= self.max_body_length:
+                if not await stream._fill():
+                    self._body = bytes(stream._buffer)
+                    self._stream = None
+                    return
+        except BodyTooLarge:
+            self.content_length = self.max_content_length + 1
+            self._body = b''
+            self._stream = None
+
+    # -- lazily parsed parts --------------------------------------------------------
+
+    @property
+    def args(self) -> MultiDict:
+        """Query string arguments."""
+        if self._args is None:
+            self._args = parse_urlencoded(self.query_string)
+        return self._args
+
+    @args.setter
+    def args(self, value: MultiDict) -> None:
+        self._args = value
+
+    @property
+    def cookies(self) -> Dict[str, str]:
+        """Request cookies (several ``Cookie`` headers are merged)."""
+        if self._cookies is None:
+            self._cookies = parse_cookies(self.headers.get('Cookie'))
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, value: Dict[str, str]) -> None:
+        self._cookies = value
+
+    @property
+    def body(self) -> bytes:
+        """The body, if it was within ``max_body_length`` (else ``b''``; see :attr:`stream`)."""
+        return self._body if self._body is not None else b''
+
+    @property
+    def stream(self) -> Any:
+        """An async reader over the body, bounded to its length."""
+        if self._stream is None:
+            self._stream = AsyncBytesIO(self._body or b'')
+        return self._stream
+
+    @property
+    def json(self) -> Any:
+        """The body decoded as JSON for ``application/json`` requests, else ``None``.
+
+        Invalid JSON raises ``HTTPException(400)``, so the client gets a 400 answer.
+        """
+        if self._json is _UNSET:
+            ctype = self.content_type
+            if not ctype or ctype.split(';', 1)[0].strip().lower() != 'application/json':
+                return None
+            try:
+                self._json = _json.loads(self.body.decode('utf-8'))
+            except (ValueError, UnicodeDecodeError):
+                raise HTTPException(400, 'Invalid JSON body') from None
+        return self._json
+
+    @property
+    def form(self) -> Optional[MultiDict]:
+        """Fields of an urlencoded form body (the multipart extension fills it too)."""
+        if self._form is None:
+            ctype = self.content_type
+            if not ctype or ctype.split(';', 1)[0].strip().lower() != \
+                    'application/x-www-form-urlencoded':
+                return None
+            try:
+                text = self.body.decode('utf-8')
+            except UnicodeDecodeError:
+                raise HTTPException(400, 'Invalid form body') from None
+            self._form = parse_urlencoded(text)
+        return self._form
+
+    @form.setter
+    def form(self, value: Optional[MultiDict]) -> None:
+        self._form = value
+
+    @property
+    def files(self) -> Optional[MultiDict]:
+        """Uploaded files (filled by :func:`microdot.multipart.with_form_data`)."""
+        return self._files
+
+    @files.setter
+    def files(self, value: Optional[MultiDict]) -> None:
+        self._files = value
+
+    def after_request(self, f: Any) -> Any:
+        """Register ``f(request, response)`` to run after this request only."""
+        self.after_request_handlers.append(f)
+        return f
+
+    def __repr__(self) -> str:
+        return '<Request %s %s>' % (self.method, self.url)

@@ -1,0 +1,432 @@
+"""The ``Response`` object, and the file and redirect responses."""
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import inspect
+import json as _json
+import os
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Union
+
+from .structures import NoCaseDict
+
+try:  # pragma: no cover - optional speed-up
+    import orjson as _orjson
+
+    def _dumps(obj: Any) -> bytes:
+        try:
+            return _orjson.dumps(obj)
+        except TypeError:
+            return _json.dumps(obj).encode()
+except ImportError:  # pragma: no cover
+    def _dumps(obj: Any) -> bytes:
+        return _json.dumps(obj, separators=(', ', ': ')).encode()
+
+
+def _reason(status_code: int) -> str:
+    from .http11 import REASONS
+    return REASONS.get(status_code, 'Unknown')
+
+
+def _check_header_text(text: str, what: str) -> None:
+    if '\r' in text or '\n' in text or '\0' in text:
+        raise ValueError('%s may not contain CR, LF or NUL characters: %r' % (what, text))
+
+
+class Response:
+    """An HTTP response: status, headers and a body.
+
+    The body may be ``str``, ``bytes``, a ``dict``/``list`` (sent as JSON), a sync or
+    async generator, or an object with a ``read(n)`` method (sync or async); the last
+    three are streamed.
+    """
+
+    types_map: Dict[str, str] = {
+        'css': 'text/css',
+        'gif': 'image/gif',
+        'html': 'text/html',
+        'htm': 'text/html',
+        'jpg': 'image/jpeg',
+        'jpeg': 'image/jpeg',
+        'js': 'application/javascript',
+        'mjs': 'application/javascript',
+        'json': 'application/json',
+        'png': 'image/png',
+        'svg': 'image/svg+xml',
+        'ico': 'image/x-icon',
+        'txt': 'text/plain',
+        'xml': 'application/xml',
+        'pdf': 'application/pdf',
+        'webp': 'image/webp',
+        'wasm': 'application/wasm',
+        'woff': 'font/woff',
+        'woff2': 'font/woff2',
+        'mp4': 'video/mp4',
+        'webm': 'video/webm',
+        'csv': 'text/csv',
+    }
+    #: Content type for ``str`` bodies and responses that do not set one.
+    default_content_type = 'text/plain'
+    #: Cache-Control max-age for :meth:`send_file` when not given (``None``: no header).
+    default_send_file_max_age: Optional[int] = None
+    #: Read size when streaming files and readers.
+    send_file_buffer_size = 16 * 1024
+    #: Returned by a handler that has written its answer itself (e.g. a WebSocket).
+    already_handled: 'Response' = None  # type: ignore[assignment]
+
+    def __init__(self, body: Any = b'', status_code: int = 200,
+                 headers: Optional[Dict[str, Any]] = None,
+                 reason: Optional[str] = None) -> None:
+        if body is None and status_code == 200:
+            body = b''
+            status_code = 204
+        self.status_code = status_code
+        self.headers = headers if isinstance(headers, NoCaseDict) else NoCaseDict(headers or {})
+        self.reason = reason
+        self.is_head = False
+        self.file_info: Optional[Tuple[str, int, float]] = None
+        if isinstance(body, (dict, list)):
+            self.body = _dumps(body)
+            if 'Content-Type' not in self.headers:
+                self.headers['Content-Type'] = 'application/json'
+        elif isinstance(body, str):
+            self.body = body.encode()
+        else:
+            self.body = body if body is not None else b''
+
+    # -- cookies --------------------------------------------------------------------
+
+    def set_cookie(self, cookie: str, value: str, path: Optional[str] = None,
+                   domain: Optional[str] = None,
+                   expires: Union[str, datetime, None] = None,
+                   max_age: Optional[int] = None, secure: bool = False,
+                   http_only: bool = False, partitioned: bool = False,
+                   samesite: Optional[str] = None) -> None:
+        """Add a ``Set-Cookie`` header (several cookies give several headers)."""
+        for what, text in (('cookie name', cookie), ('cookie value', value),
+                           ('cookie path', path or ''), ('cookie domain', domain or '')):
+            _check_header_text(str(text), what)
+            if ';' in str(text) and what != 'cookie value':
+                raise ValueError('%s may not contain ";": %r' % (what, text))
+        if ';' in value:
+            raise ValueError('cookie value may not contain ";" (encode it first): %r'
+                             % value)
+        parts = [cookie + '=' + value]
+        if path:
+            parts.append('Path=' + path)
+        if domain:
+            parts.append('Domain=' + domain)
+        if expires:
+            if isinstance(expires, datetime):
+                if expires.tzinfo is None:
+                    expires = expires.replace(tzinfo=timezone.utc)
+                expires = email.utils.format_datetime(
+                    expires.astimezone(timezone.utc), usegmt=True)
+            _check_header_text(expires, 'cookie expiry')
+            parts.append('Expires=' + expires)
+        if max_age is not None:
+            parts.append('Max-Age=' + str(int(max_age)))
+        if secure:
+            parts.append('Secure')
+        if http_only:
+            parts.append('HttpOnly')
+        if samesite:
+            if samesite.capitalize() not in ('Strict', 'Lax', 'None'):
+                raise ValueError("samesite must be 'Strict', 'Lax' or 'None'")
+            parts.append('SameSite=' + samesite.capitalize())
+        if partitioned:
+            parts.append('Partitioned')
+        cookie_text = '; '.join(parts)
+        existing = self.headers.get('Set-Cookie')
+        if existing is None:
+            self.headers['Set-Cookie'] = [cookie_text]
+        elif isinstance(existing, list):
+            existing.append(cookie_text)
+        else:
+            self.headers['Set-Cookie'] = [existing, cookie_text]
+
+    def delete_cookie(self, cookie: str, **kwargs: Any) -> None:
+        """Ask the client to drop ``cookie`` (same ``path``/``domain`` as when set)."""
+        kwargs.pop('max_age', None)
+        kwargs.pop('expires', None)
+        self.set_cookie(cookie, '', expires='Thu, 01 Jan 1970 00:00:01 GMT',
+                        max_age=0, **kwargs)
+
+    # -- finishing and writing ------------------------------------------------------
+
+    def complete(self) -> None:
+        """Fill in ``Content-Length`` (for byte bodies) and ``Content-Type``."""
+        if isinstance(self.body, bytes) and 'Content-Length' not in self.headers:
+            self.headers['Content-Length'] = str(len(self.body))
+        if 'Content-Type' not in self.headers:
+            ctype = self.default_content_type
+            if 'charset=' not in ctype:
+                ctype += '; charset=UTF-8'
+            self.headers['Content-Type'] = ctype
+
+    def reason_phrase(self) -> str:
+        """The reason phrase to send: the given one or the standard one."""
+        return self.reason or _reason(self.status_code)
+
+    def header_items(self) -> List[Tuple[str, str]]:
+        """Headers as ``(name, value)`` pairs, list values expanded."""
+        items: List[Tuple[str, str]] = []
+        for name, value in self.headers.items():
+            if isinstance(value, (list, tuple)):
+                for v in value:
+                    items.append((name, str(v)))
+            else:
+                items.append((name, value if isinstance(value, str) else str(value)))
+        return items
+
+    async def write(self, stream: Any) -> None:
+        """Write the whole response, HTTP/1.0 style, to a writer with ``awrite``."""
+        from .http11 import serialize_response_head
+        try:
+            self.complete()
+            head = serialize_response_head(self.status_code, self.reason_phrase(),
+                                           self.header_items(), version='1.0')
+            await stream.awrite(head)
+            if not self.is_head:
+                async for chunk in self.body_iter():
+                    await stream.awrite(chunk)
+        except OSError:  # the client went away
+            pass
+
+    def body_iter(self) -> AsyncIterator[bytes]:
+        """The body as an async iterator of byte chunks."""
+        return _iterate_body(self.body, self.send_file_buffer_size)
+
+    # -- factories ------------------------------------------------------------------
+
+    @classmethod
+    def redirect(cls, location: str, status_code: int = 302) -> 'Response':
+        """A redirect to ``location``."""
+        _check_header_text(location, 'redirect location')
+        return cls(status_code=status_code, headers={'Location': location})
+
+    @classmethod
+    def send_file(cls, filename: str, status_code: int = 200,
+                  content_type: Optional[str] = None, stream: Any = None,
+                  max_age: Optional[int] = None, compressed: Union[bool, str] = False,
+                  file_extension: str = '') -> 'Response':
+        """A response streaming a file, typed by its extension.
+
+        ``compressed`` marks a pre-compressed file (``Content-Encoding: gzip`` or the
+        given encoding); ``file_extension`` is appended to ``filename`` to open it.
+        Files opened here answer conditional (ETag / Last-Modified) and ``Range``
+        requests.
+        """
+        if content_type is None:
+            name = filename
+            if compressed and name.endswith('.gz'):
+                name = name[:-3]
+            ext = name.rsplit('.', 1)[-1].lower() if '.' in os.path.basename(name) else ''
+            content_type = cls.types_map.get(ext, 'application/octet-stream')
+            if content_type.startswith('text/') or content_type == 'application/javascript':
+                content_type += '; charset=UTF-8'
+        headers: Dict[str, Any] = {'Content-Type': content_type}
+        if max_age is None:
+            max_age = cls.default_send_file_max_age
+        if max_age is not None:
+            headers['Cache-Control'] = 'max-age={}'.format(max_age)
+        if compressed:
+            headers['Content-Encoding'] = compressed if isinstance(compressed, str) else 'gzip'
+        info = None
+        if stream is None:
+            path = filename + file_extension
+            f = open(path, 'rb')
+            st = os.fstat(f.fileno())
+            info = (path, st.st_size, st.st_mtime)
+            headers['Content-Length'] = str(st.st_size)
+            headers['Last-Modified'] = email.utils.formatdate(st.st_mtime, usegmt=True)
+            headers['ETag'] = '"%s"' % hashlib.sha1(
+                ('%s-%d-%d' % (path, st.st_size, st.st_mtime_ns)).encode()).hexdigest()[:20]
+            headers['Accept-Ranges'] = 'bytes'
+            stream = f
+        res = cls(body=stream, status_code=status_code, headers=headers)
+        res.file_info = info
+        return res
+
+    # -- conditional and range requests for files -------------------------------------
+
+    def _apply_conditional(self, request: Any) -> 'Response':
+        """Turn a file response into 304, 206 or 416 as the request's headers ask."""
+        if self.file_info is None or self.status_code != 200 or \
+                request.method not in ('GET', 'HEAD'):
+            return self
+        headers = request.headers
+        etag = self.headers.get('ETag')
+        inm = headers.get('If-None-Match')
+        not_modified = False
+        if inm is not None:
+            tags = [t.strip().removeprefix('W/') for t in inm.split(',')]
+            not_modified = '*' in tags or etag in tags
+        else:
+            ims = headers.get('If-Modified-Since')
+            if ims:
+                try:
+                    since = email.utils.parsedate_to_datetime(ims).timestamp()
+                except (TypeError, ValueError, IndexError, OverflowError):
+                    since = None
+                if since is not None and int(self.file_info[2]) <= since:
+                    not_modified = True
+        if not_modified:
+            self._close_body()
+            res = Response(b'', 304)
+            for name in ('ETag', 'Last-Modified', 'Cache-Control', 'Content-Location',
+                         'Vary', 'Expires'):
+                if name in self.headers:
+                    res.headers[name] = self.headers[name]
+            return res
+        rng = headers.get('Range')
+        if rng and request.method == 'GET':
+            if_range = headers.get('If-Range')
+            if if_range and if_range != etag and if_range != self.headers.get('Last-Modified'):
+                return self
+            size = self.file_info[1]
+            span = _parse_range(rng, size)
+            if span is None:
+                return self
+            if span == 'unsatisfiable':
+                self._close_body()
+                res = Response(b'', 416, headers={'Content-Range': 'bytes */%d' % size})
+                return res
+            start, end = span
+            self.status_code = 206
+            self.headers['Content-Range'] = 'bytes %d-%d/%d' % (start, end, size)
+            self.headers['Content-Length'] = str(end - start + 1)
+            self.body.seek(start)
+            self.body = _LimitedReader(self.body, end - start + 1)
+        return self
+
+    def _close_body(self) -> None:
+        close = getattr(self.body, 'close', None)
+        if close is not None and not inspect.iscoroutinefunction(close):
+            close()
+
+    def __repr__(self) -> str:
+        return '<Response %d>' % self.status_code
+
+
+def _parse_range(header: str, size: int) -> Union[None, str, Tuple[int, int]]:
+    """One ``bytes=`` range resolved against ``size``; ``None`` to ignore the header."""
+    unit, _, spec = header.partition('=')
+    if unit.strip().lower() != 'bytes' or ',' in spec:
+        return None  # other units and multiple ranges: send the whole file
+    first, sep, last = spec.strip().partition('-')
+    if not sep:
+        return None
+    try:
+        if first == '':
+            suffix = int(last)
+            if suffix <= 0 or not last.isdigit():
+                return 'unsatisfiable' if last.isdigit() else None
+            start, end = max(0, size - suffix), size - 1
+        else:
+            if not first.isdigit() or (last and not last.isdigit()):
+                return None
+            start = int(first)
+            end = int(last) if last else size - 1
+            if end < start:
+                return None
+            end = min(end, size - 1)
+    except ValueError:
+        return None
+    if start >= size or size == 0:
+        return 'unsatisfiable'
+    return start, end
+
+
+class _LimitedReader:
+    """A file wrapper that stops after ``remaining`` bytes (for 206 answers)."""
+
+    def __init__(self, f: Any, remaining: int) -> None:
+        self.f = f
+        self.remaining = remaining
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self.remaining:
+            n = self.remaining
+        data = self.f.read(n) if n else b''
+        self.remaining -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.f.close()
+
+
+async def _iterate_body(body: Any, buffer_size: int) -> AsyncIterator[bytes]:
+    """Yield a body's bytes, closing generators and files however iteration ends."""
+    if isinstance(body, bytes):
+        if body:
+            yield body
+        return
+    if isinstance(body, (bytearray, memoryview)):
+        if body:
+            yield bytes(body)
+        return
+    try:
+        if hasattr(body, '__anext__'):
+            async for chunk in body:
+                if chunk:
+                    yield chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        elif hasattr(body, 'read'):
+            is_async = inspect.iscoroutinefunction(body.read)
+            while True:
+                chunk = await body.read(buffer_size) if is_async else body.read(buffer_size)
+                if not chunk:
+                    break
+                yield chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        elif hasattr(body, '__next__') or hasattr(body, '__iter__'):
+            for chunk in body:
+                if chunk:
+                    yield chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        else:
+            data = str(body).encode()
+            if data:
+                yield data
+    finally:
+        aclose = getattr(body, 'aclose', None)
+        if aclose is not None:
+            await aclose()
+        else:
+            close = getattr(body, 'close', None)
+            if close is not None:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+
+
+def close_body(body: Any) -> None:
+    """Release a body that will not be sent (generators, files), without reading it."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return
+    aclose = getattr(body, 'aclose', None)
+    if aclose is not None:
+        try:
+            aclose().close()  # an unstarted async generator has nothing to run
+        except Exception:  # pragma: no cover
+            pass
+        return
+    close = getattr(body, 'close', None)
+    if close is not None and not inspect.iscoroutinefunction(close):
+        close()
+
+
+Response.already_handled = Response()
+
+
+def redirect(location: str, status_code: int = 302) -> Response:
+    """A redirect response to ``location``."""
+    return Response.redirect(location, status_code=status_code)
+
+
+def send_file(filename: str, status_code: int = 200, content_type: Optional[str] = None,
+              stream: Any = None, max_age: Optional[int] = None,
+              compressed: Union[bool, str] = False, file_extension: str = '') -> Response:
+    """A response streaming ``filename`` (see :meth:`Response.send_file`)."""
+    return Response.send_file(filename, status_code=status_code, content_type=content_type,
+                              stream=stream, max_age=max_age, compressed=compressed,
+                              file_extension=file_extension)

@@ -1,0 +1,133 @@
+"""Async byte readers for request bodies.
+
+``AsyncBytesIO`` reads from memory; ``BodyStream`` reads a body that is still arriving,
+from any async chunk source (the built-in server's connection, ASGI ``receive``, a
+WSGI input), never past the end of the body.
+"""
+from __future__ import annotations
+
+from typing import AsyncIterator, Awaitable, Callable, Optional, Union
+
+
+class AsyncBytesIO:
+    """An in-memory async reader with the ``asyncio.StreamReader`` reading methods."""
+
+    def __init__(self, data: Union[bytes, bytearray, memoryview] = b'') -> None:
+        self.data = bytes(data)
+        self.pos = 0
+
+    async def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = len(self.data) - self.pos
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += len(chunk)
+        return chunk
+
+    async def readline(self) -> bytes:
+        return await self.readuntil(b'\n', _partial_ok=True)
+
+    async def readexactly(self, n: int) -> bytes:
+        chunk = await self.read(n)
+        if len(chunk) < n:
+            raise EOFError('expected %d bytes, got %d' % (n, len(chunk)))
+        return chunk
+
+    async def readuntil(self, separator: bytes = b'\n', _partial_ok: bool = False) -> bytes:
+        i = self.data.find(separator, self.pos)
+        if i == -1:
+            if not _partial_ok:
+                raise EOFError('separator not found')
+            return await self.read()
+        return await self.read(i + len(separator) - self.pos)
+
+    async def awrite(self, data: bytes) -> None:
+        """Accept and drop writes (lets it stand in for a connection in tests)."""
+
+    async def aclose(self) -> None:
+        pass
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[bytes]:
+        while True:
+            line = await self.readline()
+            if not line:
+                return
+            yield line
+
+
+ChunkSource = Callable[[], Awaitable[bytes]]
+
+
+class BodyTooLarge(Exception):
+    """The body grew past the limit set for it while being read."""
+
+
+class BodyStream(AsyncBytesIO):
+    """Reads a request body on demand from ``receive()``, which returns b'' at the end.
+
+    ``limit`` bounds how much may be read in total; going past it raises
+    :class:`BodyTooLarge` (answered 413) so an undeclared body cannot escape the limit.
+    """
+
+    def __init__(self, receive: ChunkSource, limit: Optional[int] = None) -> None:
+        super().__init__(b'')
+        self._receive = receive
+        self._buffer = bytearray()
+        self._eof = False
+        self._limit = limit
+        self._total = 0
+
+    async def _fill(self) -> bool:
+        if self._eof:
+            return False
+        chunk = await self._receive()
+        if not chunk:
+            self._eof = True
+            return False
+        self._total += len(chunk)
+        if self._limit is not None and self._total > self._limit:
+            self._eof = True
+            raise BodyTooLarge('request body larger than %d bytes' % self._limit)
+        self._buffer += chunk
+        return True
+
+    async def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            while await self._fill():
+                pass
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+        if n == 0:
+            return b''
+        if not self._buffer:
+            await self._fill()
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            if not await self._fill():
+                raise EOFError('expected %d bytes, got %d' % (n, len(self._buffer)))
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    async def readuntil(self, separator: bytes = b'\n', _partial_ok: bool = False) -> bytes:
+        start = 0
+        while True:
+            i = self._buffer.find(separator, start)
+            if i != -1:
+                return await self.readexactly(i + len(separator))
+            start = max(0, len(self._buffer) - len(separator) + 1)
+            if not await self._fill():
+                if _partial_ok:
+                    return await self.read()
+                raise EOFError('separator not found')
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof and not self._buffer

@@ -1,0 +1,35 @@
+"""Percent-encoding helpers for query strings, forms and paths."""
+from __future__ import annotations
+
+from typing import Union
+from urllib.parse import quote, unquote, unquote_to_bytes
+
+
+def urlencode(s: str) -> str:
+    """Encode ``s`` for a query string or form value (space becomes ``+``)."""
+    return quote(s, safe='').replace('%20', '+')
+
+
+def urldecode_str(s: str) -> str:
+    """Decode a form-encoded string (``+`` is a space, ``%XX`` as UTF-8)."""
+    if '+' in s:
+        s = s.replace('+', ' ')
+    return unquote(s, errors='replace') if '%' in s else s
+
+
+def urldecode_bytes(s: bytes) -> str:
+    """Decode form-encoded bytes into text."""
+    s = s.replace(b'+', b' ')
+    return unquote_to_bytes(s).decode('utf-8', 'replace')
+
+
+def urldecode(s: Union[str, bytes]) -> str:
+    """Decode a form-encoded ``str`` or ``bytes`` value into text."""
+    if isinstance(s, (bytes, bytearray)):
+        return urldecode_bytes(bytes(s))
+    return urldecode_str(s)
+
+
+def decode_path(path: str) -> str:
+    """Percent-decode a URL path as UTF-8; ``+`` stays a plus sign."""
+    return unquote(path, errors='replace') if '%' in path else path
