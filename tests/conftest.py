@@ -1,0 +1,1 @@
+"""Shared fixtures: free loopback ports and bounded subprocess servers."""
