@@ -146,7 +146,7 @@ class Registry:
         who = '%s %s (%s)' % (info.distribution or 'a plugin', info.version or '', name)
         try:
             obj = info._entry_point.load()
-        except ImportError as exc:
+        except (ImportError, AttributeError) as exc:
             raise PluginError('%s could not be loaded: %s' % (who, exc)) from exc
         module = sys.modules.get(getattr(obj, '__module__', '') or '')
         declared = getattr(obj, 'MICRODOT_PLUGIN_API',

@@ -1,0 +1,155 @@
+"""The plugin registry (entry points, API version checks, install hints) and the CLI."""
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+
+from microdot import plugins
+from support import ROOT, free_port, serve
+
+MICRODOT = [sys.executable, '-m', 'microdot']
+
+
+def cli(*args, cwd=None, env=None, timeout=60):
+    return subprocess.run(MICRODOT + list(args), capture_output=True, text=True,
+                          cwd=cwd or str(ROOT), env=env, timeout=timeout)
+
+
+def make_fake_plugin(tmp_path, api, group='microdot.servers', name='fake'):
+    """A real distribution on sys.path registering ``name`` in ``group``."""
+    (tmp_path / 'fake_microdot_plugin.py').write_text(textwrap.dedent('''
+        MICRODOT_PLUGIN_API = %r
+
+        class FakeServer:
+            options = frozenset({'workers'})
+
+            def run(self, app, host, port, **options):
+                print('fake server', app, host, port, options)
+
+        server = FakeServer()
+    ''' % (api,)))
+    info = tmp_path / 'fake_microdot_plugin-9.9.dist-info'
+    info.mkdir()
+    (info / 'METADATA').write_text('Metadata-Version: 2.1\nName: fake-microdot-plugin\n'
+                                   'Version: 9.9\n')
+    (info / 'entry_points.txt').write_text('[%s]\n%s = fake_microdot_plugin:server\n'
+                                           % (group, name))
+    return tmp_path
+
+
+def run_with_path(path, code):
+    import os
+    env = dict(os.environ, PYTHONPATH=str(path))
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          env=env, timeout=60)
+
+
+def test_builtin_server_is_registered_by_the_core():
+    server = plugins.get_server('builtin')
+    assert server.name == 'builtin'
+    assert 'builtin' in plugins.registry.names('servers')
+
+
+def test_discovery_is_lazy_and_cached():
+    registry = plugins.Registry()
+    assert registry._infos is None
+    first = registry.load('servers', 'builtin')
+    infos = registry._infos
+    assert registry.load('servers', 'builtin') is first
+    assert registry._infos is infos
+
+
+def test_compatible_plugin_is_loaded(tmp_path):
+    path = make_fake_plugin(tmp_path, '1.0')
+    proc = run_with_path(path, 'from microdot import plugins\n'
+                               'print(type(plugins.get_server("fake")).__name__)')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == 'FakeServer'
+
+
+def test_incompatible_plugin_is_refused_naming_both_versions(tmp_path):
+    path = make_fake_plugin(tmp_path, 2)
+    proc = run_with_path(path, 'from microdot import plugins\n'
+                               'try:\n'
+                               '    plugins.get_server("fake")\n'
+                               'except plugins.PluginError as exc:\n'
+                               '    print(exc)\n')
+    assert proc.returncode == 0, proc.stderr
+    message = proc.stdout
+    assert 'fake-microdot-plugin 9.9' in message
+    assert 'targets microdot plugin API 2.0' in message
+    assert 'provides plugin API 1.0' in message
+
+
+def test_plugin_without_api_declaration_is_refused():
+    with pytest.raises(plugins.PluginError, match='does not declare'):
+        plugins.check_plugin_api(None, 'x 1.0')
+    with pytest.raises(plugins.PluginError, match='targets microdot plugin API 1.5'):
+        plugins.check_plugin_api('1.5', 'x 1.0')
+    plugins.check_plugin_api(1, 'x 1.0')
+    plugins.check_plugin_api('1.0', 'x 1.0')
+
+
+def test_missing_plugin_names_the_install_line():
+    with pytest.raises(plugins.PluginError) as exc:
+        plugins.registry.load('templates', 'mako')
+    assert "no template engine named 'mako'" in str(exc.value)
+    assert 'utemplate' in str(exc.value)  # lists what is installed
+    assert plugins.install_hint('servers', 'uvicorn') == (
+        "the 'uvicorn' server needs microdot-asgi[uvicorn]: "
+        "pip install 'microdot-asgi[uvicorn]'")
+    assert "pip install 'microdot-templates[jinja]'" in plugins.install_hint(
+        'templates', 'jinja')
+
+
+def test_cli_version():
+    proc = cli('--version')
+    assert proc.returncode == 0
+    from importlib.metadata import version
+    assert proc.stdout.startswith('microdot-core %s' % version('microdot-core'))
+
+
+def test_cli_run_help():
+    proc = cli('run', '--help')
+    assert proc.returncode == 0
+    for flag in ('--server', '--host', '--port', '--workers', '--reload', 'MODULE:APP'):
+        assert flag in proc.stdout
+
+
+def test_cli_plugins_lists_the_family():
+    proc = cli('plugins')
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert 'microdot plugin API 1.0' in out
+    for dist in ('microdot-core', 'microdot-asgi', 'microdot-wsgi', 'microdot-templates'):
+        assert dist + ' 0.1.0' in out
+    assert 'builtin' in out and 'uvicorn' in out and 'gunicorn' in out
+    assert 'jinja' in out and 'utemplate' in out
+
+
+def test_cli_unsupported_option_is_a_clear_error():
+    proc = cli('run', 'examples.hello:app', '--workers', '2')
+    assert proc.returncode == 2
+    assert "the 'builtin' server does not support --workers" in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_cli_unknown_module_is_a_clear_error():
+    proc = cli('run', 'no_such_module_xyz:app')
+    assert proc.returncode == 2
+    assert "could not import module 'no_such_module_xyz'" in proc.stderr
+    proc = cli('run', 'examples.hello:nope')
+    assert proc.returncode == 2
+    assert "has no attribute 'nope'" in proc.stderr
+
+
+def test_cli_run_serves_with_builtin_server_and_stops_on_sigterm():
+    port = free_port()
+    with serve(MICRODOT + ['run', 'examples.hello:app', '--port', str(port)], port) as server:
+        res = httpx.get(server.url + '/', timeout=10)
+        assert res.status_code == 200
+        assert res.text == 'Hello, World!'
+        assert res.http_version == 'HTTP/1.1'
+    assert server.proc.returncode == 0, server.output

@@ -1,0 +1,93 @@
+"""Test helpers: free loopback ports and real server processes, always stopped."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port(host: str = '127.0.0.1') -> int:
+    """A TCP port that is free on ``host`` right now."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, proc=None, timeout: float = 20.0) -> None:
+    """Block until ``host:port`` accepts connections (a readiness probe)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ''
+            raise AssertionError('server exited with %s before listening:\n%s'
+                                 % (proc.returncode, out))
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError('nothing listening on %s:%d after %.0fs' % (host, port, timeout))
+
+
+class ServerProcess:
+    """A server started as a subprocess; ``stop()`` sends SIGTERM and reaps it."""
+
+    def __init__(self, args, port, host='127.0.0.1', cwd=None, env=None):
+        self.host = host
+        self.port = port
+        full_env = dict(os.environ)
+        full_env['PYTHONUNBUFFERED'] = '1'
+        full_env['PYTHONPATH'] = os.pathsep.join(
+            [str(ROOT)] + ([full_env['PYTHONPATH']] if full_env.get('PYTHONPATH') else []))
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(args, cwd=cwd or str(ROOT), env=full_env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, start_new_session=True)
+        self.output = ''
+
+    @property
+    def url(self) -> str:
+        host = '[%s]' % self.host if ':' in self.host else self.host
+        return 'http://%s:%d' % (host, self.port)
+
+    def wait_ready(self, timeout: float = 20.0) -> 'ServerProcess':
+        wait_for_port(self.host, self.port, self.proc, timeout)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stray workers, if any
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self.output += self.proc.stdout.read()
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+@contextmanager
+def serve(args, port, **kwargs):
+    """Start a server process, wait until it listens, and always stop it."""
+    server = ServerProcess(args, port, **kwargs)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def python_cmd(*args):
+    return [sys.executable, *args]
