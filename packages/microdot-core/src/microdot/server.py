@@ -407,14 +407,15 @@ class HTTPConnection(asyncio.Protocol):
                                         sock=(_SockReader(self), _SockWriter(self)),
                                         scheme=self.scheme)
                 if req.content_length > req.max_content_length:
-                    # answered 413 without reading the body, so the connection ends
-                    self.keep_alive = False
-                    self.expect_continue = False
+                    self.expect_continue = False  # refuse before the client sends it
                 try:
                     await req._read_body()
                 except HTTPException as exc:
                     self._write_error(exc.status_code, None, exc.reason)
                     return
+                if req.content_length > req.max_content_length:
+                    # answered 413 without reading the whole body: the connection ends
+                    self.keep_alive = False
                 res = await app.dispatch_request(req)
                 if res is Response.already_handled or self.upgraded:
                     return
@@ -482,6 +483,8 @@ class HTTPConnection(asyncio.Protocol):
             headers = [h for h in headers if h[0].lower() not in
                        ('content-length', 'transfer-encoding')]
         chunked = False
+        if self.server.stopping:
+            self.keep_alive = False
         if streaming and not no_body and 'Content-Length' not in res.headers:
             if http10:
                 self.keep_alive = False
