@@ -78,6 +78,7 @@ class Server:
         self.stopping = False
         self._servers: list = []
         self._stop_event: Optional[asyncio.Event] = None
+        self._sweeper: Optional[asyncio.TimerHandle] = None
         self.sockets: list = []
 
     def parser(self) -> http11.RequestParser:
@@ -103,11 +104,22 @@ class Server:
                                               backlog=1024, reuse_address=True)
         self._servers.append(server)
         self.sockets = list(server.sockets)
+        self._tick = min(1.0, min(self.head_timeout, self.keep_alive_timeout,
+                                  self.body_timeout) / 4)
+        self._sweeper = loop.call_later(self._tick, self._sweep)
         for s in self.sockets:
             name = s.getsockname()
             logger.info('Serving on %s://%s:%d', 'https' if ssl else 'http',
                         ('[%s]' % name[0]) if s.family == socket.AF_INET6 else name[0],
                         name[1])
+
+    def _sweep(self) -> None:
+        """Enforce the connections' deadlines; runs every ``_tick`` seconds."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for conn in list(self.connections):
+            conn.expire(now)
+        self._sweeper = loop.call_later(self._tick, self._sweep)
 
     async def serve(self, host: str = '0.0.0.0', port: int = 5000, ssl: Any = None,
                     sock: Optional[socket.socket] = None) -> None:
@@ -142,6 +154,8 @@ class Server:
             if not tasks:
                 break
             await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for conn in list(self.connections):
             logger.warning('Closing a connection still busy after %.1fs of shutdown',
                            self.shutdown_timeout)
@@ -181,7 +195,7 @@ class _SockWriter:
         self.conn = conn
 
     def write(self, data: bytes) -> None:
-        self.conn.upgraded = True
+        self.conn._take_raw()  # bytes the client pipelined after its request stay readable
         if self.conn.transport is not None and not self.conn.transport.is_closing():
             self.conn.transport.write(data)
 
@@ -229,6 +243,8 @@ class HTTPConnection(asyncio.Protocol):
         self._read_paused = False
         self._raw = bytearray()
         self._raw_eof = False
+        self.deadline: Optional[float] = None
+        self.sock = (_SockReader(self), _SockWriter(self))
 
     # -- asyncio.Protocol -----------------------------------------------------------
 
@@ -257,6 +273,9 @@ class HTTPConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.upgraded:
             self._raw += data
+            if len(self._raw) > _HIGH_WATER and not self._read_paused:
+                self._read_paused = True  # raw_read resumes once the handler catches up
+                self.transport.pause_reading()  # type: ignore[union-attr]
         else:
             self.parser.feed(data)
             if self.parser.buffered > _HIGH_WATER and not self._read_paused:
@@ -298,24 +317,28 @@ class HTTPConnection(asyncio.Protocol):
             waiter.set_result(None)
 
     async def _wait(self, timeout: float) -> None:
-        """Wait for more input, at most ``timeout`` seconds."""
+        """Wait for more input, at most ``timeout`` seconds (checked by the server's
+        deadline sweep rather than a timer per wait, which is cheaper)."""
         if self.lost:
             raise ConnectionResetError('connection lost')
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
         self._waiter = waiter = self.loop.create_future()
-        handle = self.loop.call_later(timeout, self._expire, waiter)
+        self.deadline = self.loop.time() + timeout
         try:
             await waiter
         finally:
-            handle.cancel()
             self._waiter = None
+            self.deadline = None
 
-    @staticmethod
-    def _expire(waiter: asyncio.Future) -> None:
-        if not waiter.done():
-            waiter.set_exception(_Timeout())
+    def expire(self, now: float) -> None:
+        """Called by the server's sweep: fail the current wait if its deadline passed."""
+        deadline = self.deadline
+        if deadline is not None and deadline <= now:
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(_Timeout())
 
     async def drain(self) -> None:
         if self.lost:
@@ -404,15 +427,16 @@ class HTTPConnection(asyncio.Protocol):
                 self.keep_alive = head.keep_alive and not server.stopping
                 self.expect_continue = head.expect_continue
                 req = Request.from_head(app, head, self.client_addr, self._receive,
-                                        sock=(_SockReader(self), _SockWriter(self)),
+                                        sock=self.sock,
                                         scheme=self.scheme)
                 if req.content_length > req.max_content_length:
                     self.expect_continue = False  # refuse before the client sends it
-                try:
-                    await req._read_body()
-                except HTTPException as exc:
-                    self._write_error(exc.status_code, None, exc.reason)
-                    return
+                if req._stream is not None:
+                    try:
+                        await req._read_body()
+                    except HTTPException as exc:
+                        self._write_error(exc.status_code, None, exc.reason)
+                        return
                 if req.content_length > req.max_content_length:
                     # answered 413 without reading the whole body: the connection ends
                     self.keep_alive = False
@@ -428,8 +452,10 @@ class HTTPConnection(asyncio.Protocol):
                                        req.http_version, res.status_code)
                 if not self.keep_alive or self.lost:
                     return
-                if not await self._finish_body():
-                    return
+                event = self.parser.next_event()
+                if not (isinstance(event, http11.EndOfMessage) or event is http11.PAUSED):
+                    if not await self._finish_body():
+                        return
                 self.parser.start_next_request()
         except http11.ProtocolError as exc:
             if not self.lost:
