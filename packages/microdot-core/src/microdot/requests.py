@@ -68,6 +68,9 @@ class Request:
     max_body_length = 16 * 1024
     #: Longest request or header line.
     max_readline = 2 * 1024
+    #: Path prefix the server mounts the application at (ASGI ``root_path``, WSGI
+    #: ``SCRIPT_NAME``); routing sees the path below it and ``url_prefix`` includes it.
+    root_path = ''
 
     class G:
         """Free-form per-request storage (``request.g.user = ...``)."""
