@@ -101,7 +101,6 @@ class Microdot:
         self.server: Any = None
         self.access_log = False
         self._router: Optional[Router] = None
-        self._router_key: Any = None
 
     # -- registration ---------------------------------------------------------------
 
@@ -241,13 +240,14 @@ class Microdot:
     # -- routing --------------------------------------------------------------------
 
     def _compile(self) -> Router:
-        key = (URLPattern.types_version, len(self.url_map))
-        if self._router is None or self._router_key != key:
-            for route in self.url_map:
-                self._bind_hooks(route)
-            self._router = Router(self.url_map)
-            self._router_key = key
-        return self._router
+        router = self._router
+        if router is not None and router.types_version == URLPattern.types_version \
+                and len(router.routes) == len(self.url_map):
+            return router
+        for route in self.url_map:
+            self._bind_hooks(route)
+        self._router = router = Router(self.url_map)
+        return router
 
     def _bind_hooks(self, route: Route) -> None:
         """Precompute the hook chains that apply to ``route``."""
@@ -282,25 +282,26 @@ class Microdot:
     def find_route(self, req: Request) -> Any:
         """Route ``req``: sets its route and URL arguments; returns the handler,
         404/405, or the OPTIONS answer (a headers dict)."""
-        router = self._compile()
+        router = self._router
+        if router is None or router.types_version != URLPattern.types_version \
+                or len(router.routes) != len(self.url_map):
+            router = self._compile()
         method = req.method.upper()
         if method == 'OPTIONS' and self.options_handler:
             req.route = None
             return self.options_handler(req)
-        if method == 'HEAD':
-            method = 'GET'
         matches = router.match(req.path)
         if not matches:
             return 404
         for route, args in matches:
-            if method in route.methods:
+            if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
                 req.route = route
                 req.url_args = args
-                req.url_prefix = route.url_prefix
+                req.url_prefix = req.root_path + route.url_prefix
                 req.subapp = route.subapp
                 return route.handler
         route = matches[0][0]
-        req.url_prefix = route.url_prefix
+        req.url_prefix = req.root_path + route.url_prefix
         req.subapp = route.subapp
         return 405
 
@@ -349,7 +350,7 @@ class Microdot:
             res = None
             for handler in route.before_request:
                 res = await invoke_handler(handler, req)
-                if res:
+                if res is not None:
                     break
             if res is None:
                 if route.is_async:

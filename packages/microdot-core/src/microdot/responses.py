@@ -188,7 +188,9 @@ class Response:
             head = serialize_response_head(self.status_code, self.reason_phrase(),
                                            self.header_items(), version='1.0')
             await stream.awrite(head)
-            if not self.is_head:
+            if self.is_head:
+                close_body(self.body)
+            else:
                 async for chunk in self.body_iter():
                     await stream.awrite(chunk)
         except OSError:  # the client went away

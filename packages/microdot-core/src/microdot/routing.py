@@ -12,6 +12,12 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 _PLAIN_SEGMENT = '[^/]+'
+_INT_PATTERN = '-?\\d+'
+
+
+def _is_int(text: str) -> bool:
+    """True if ``text`` matches ``-?\\d+`` (faster than the regex)."""
+    return text.isdecimal() or (text[:1] == '-' and text[1:].isdecimal())
 
 
 class URLPattern:
@@ -19,7 +25,7 @@ class URLPattern:
 
     segment_patterns: Dict[str, str] = {
         'string': _PLAIN_SEGMENT,
-        'int': '-?\\d+',
+        'int': _INT_PATTERN,
         'path': '.+',
     }
     segment_parsers: Dict[str, Optional[Callable[[str], Any]]] = {'int': int}
@@ -34,10 +40,16 @@ class URLPattern:
         self.is_static = True
         self.regex: Optional[re.Pattern] = None
         self._parsers: List[Tuple[str, Optional[Callable[[str], Any]]]] = []
+        #: Regex group number of each argument (``<re:...>`` may add groups of its own).
+        self._groups: List[int] = []
+        #: The regular expression of each argument, as registered when compiled.
+        self._exprs: List[str] = []
+        self._static: Optional[str] = None
         self._compile()
 
     def _compile(self) -> None:
         regex = ''
+        group = 1
         for part in _split_pattern(self.url_pattern):
             if part.startswith('<'):
                 if not part.endswith('>'):
@@ -54,6 +66,7 @@ class URLPattern:
                                          % (self.url_pattern, exc)) from None
                     parser = None
                     type_ = 're:' + expr
+                    inner_groups = re.compile(expr).groups
                 else:
                     type_, _, name = spec.rpartition(':')
                     type_ = type_ or 'string'
@@ -63,27 +76,33 @@ class URLPattern:
                                          % (type_, self.url_pattern))
                     expr = self.segment_patterns[type_]
                     parser = self.segment_parsers.get(type_)
+                    inner_groups = re.compile(expr).groups
                 if not name.isidentifier():
                     raise ValueError('invalid argument name %r in URL pattern %r'
                                      % (name, self.url_pattern))
                 self.is_static = False
                 self.segments.append((type_, name))
                 self._parsers.append((name, parser))
+                self._exprs.append(expr)
+                self._groups.append(group)
+                group += 1 + inner_groups
                 regex += '/(' + expr + ')'
             else:
                 self.segments.append((None, part))
                 regex += '/' + re.escape(part)
         self.regex = re.compile('^' + (regex or '/') + '$')
+        if self.is_static:
+            self._static = '/' + '/'.join(text for _, text in self.segments)
 
     def match(self, path: str) -> Optional[Dict[str, Any]]:
         """The URL arguments if ``path`` matches this pattern, else ``None``."""
-        if self.is_static:
-            return {} if path == self._static_path() else None
+        if self._static is not None:
+            return {} if path == self._static else None
         assert self.regex is not None
         m = self.regex.match(path)
         if m is None:
             return None
-        return self._convert(m.groups())
+        return self._convert([m.group(g) for g in self._groups])
 
     def _static_path(self) -> str:
         return '/' + '/'.join(text for _, text in self.segments)
@@ -178,20 +197,36 @@ class Route:
 Match = Tuple[Route, Dict[str, Any]]
 
 
+def _route_index(match: Match) -> int:
+    return match[0].index
+
+
 class _Node:
+    """A node of the segment tree: one ``/``-separated level of the dynamic routes."""
+
     __slots__ = ('static', 'params', 'routes', 'tails')
 
     def __init__(self) -> None:
+        #: literal segment -> child
         self.static: Dict[str, _Node] = {}
-        #: (type, compiled fullmatch regex or None for any segment, parser, name, child)
-        self.params: List[Tuple[Any, Any, Any, _Node]] = []
-        self.routes: List[Route] = []
-        #: routes whose remaining pattern may span several segments (path, re, custom)
+        #: ``(key, check or None (any non-empty segment), child)``, one per segment
+        #: regex: routes whose argument types accept the same segments share a child
+        self.params: List[Tuple[Any, Any, _Node]] = []
+        #: routes ending here: ``(route, ((name, segment index, parser), ...))``
+        self.routes: List[Tuple[Route, Tuple[Tuple[str, int, Any], ...]]] = []
+        #: routes whose remaining pattern may span several segments (path, re,
+        #: custom types with their own regex): matched with their full regex
         self.tails: List[Route] = []
 
 
 class Router:
-    """Routes compiled for fast lookup, preserving first-registered-wins order."""
+    """Routes compiled for fast lookup, preserving first-registered-wins order.
+
+    Static paths resolve with one dict lookup (their list of matches, dynamic routes
+    included, is precomputed). Other paths walk a tree of segments: literal segments
+    are dict lookups and each argument type is tried once per level, so the cost
+    depends on the path's depth, not on the number of routes.
+    """
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = list(routes)
@@ -207,85 +242,107 @@ class Router:
             if route.pattern.is_static:
                 path = route.pattern._static_path()
                 if path not in self._exact:
-                    self._exact[path] = self._match_dynamic(path)
+                    self._exact[path] = self.match(path)  # the dynamic routes
                 self._exact[path].append((route, {}))
         for matches in self._exact.values():
-            matches.sort(key=lambda m: m[0].index)
+            matches.sort(key=_route_index)
 
     def _insert(self, route: Route) -> None:
         node = self._root
-        patterns = URLPattern.segment_patterns
-        for type_, text in route.pattern.segments:
+        pattern = route.pattern
+        args: List[Tuple[str, int, Any]] = []
+        n_arg = 0
+        for position, (type_, text) in enumerate(pattern.segments):
             if type_ is None:
                 node = node.static.setdefault(text, _Node())
-            elif type_ in ('string', 'int') or (
-                    not type_.startswith('re:') and type_ != 'path'
-                    and patterns.get(type_) == _PLAIN_SEGMENT):
-                regex = None
-                if type_ != 'string' and patterns[type_] != _PLAIN_SEGMENT:
-                    regex = re.compile(patterns[type_])
+            else:
+                expr = pattern._exprs[n_arg]
+                if type_.startswith('re:'):
+                    check = False
+                elif expr == _PLAIN_SEGMENT:
+                    check = None
+                elif expr == _INT_PATTERN:
+                    check = _is_int
+                else:
+                    check = False
+                if check is False:  # may span segments (path, re, custom regex)
+                    node.tails.append(route)
+                    return
+                args.append((text, position + 1, pattern._parsers[n_arg][1]))
+                n_arg += 1
+                key = (check, expr)
                 for entry in node.params:
-                    if entry[0] == type_:
-                        node = entry[3]
+                    if entry[0] == key:
+                        node = entry[2]
                         break
                 else:
                     child = _Node()
-                    node.params.append((type_, regex, None, child))
+                    node.params.append((key, check, child))
                     node = child
-            else:
-                node.tails.append(route)
-                return
-        node.routes.append(route)
-
-    def _match_dynamic(self, path: str) -> List[Match]:
-        if not self._has_dynamic:
-            return []
-        found: List[Match] = []
-        segments = path[1:].split('/') if path.startswith('/') else None
-        if segments is None:
-            return found
-        if segments == ['']:
-            segments = []
-        self._walk(self._root, segments, 0, path, found)
-        found.sort(key=lambda m: m[0].index)
-        return found
-
-    def _walk(self, node: _Node, segments: List[str], i: int, path: str,
-              found: List[Match]) -> None:
-        for route in node.tails:
-            if route.pattern.regex is not None:
-                m = route.pattern.regex.match(path)
-                if m is not None:
-                    args = route.pattern._convert(m.groups())
-                    if args is not None:
-                        found.append((route, args))
-        if i == len(segments):
-            for route in node.routes:
-                if route.pattern.is_static:
-                    found.append((route, {}))
-                    continue
-                args = self._args(route, segments)
-                if args is not None:
-                    found.append((route, args))
-            return
-        segment = segments[i]
-        child = node.static.get(segment)
-        if child is not None:
-            self._walk(child, segments, i + 1, path, found)
-        if segment:
-            for type_, regex, _, child in node.params:
-                if regex is None or regex.fullmatch(segment):
-                    self._walk(child, segments, i + 1, path, found)
-
-    @staticmethod
-    def _args(route: Route, segments: List[str]) -> Optional[Dict[str, Any]]:
-        values = [seg for (type_, _), seg in zip(route.pattern.segments, segments)
-                  if type_ is not None]
-        return route.pattern._convert(values)
+        node.routes.append((route, tuple(args)))
 
     def match(self, path: str) -> List[Match]:
-        """Every route matching ``path`` with its arguments, first registered first."""
+        """Every route matching ``path`` with its arguments, first registered first.
+
+        The list returned for a static path is shared: do not modify it.
+        """
         matches = self._exact.get(path)
         if matches is not None:
             return matches
-        return self._match_dynamic(path)
+        if not self._has_dynamic:
+            return []
+        # segments[0] is the empty text before the leading '/'; positions stored in
+        # the tree count it, so no slicing is needed
+        segments = path.split('/')
+        if segments[0]:
+            return []
+        n = len(segments)
+        found: List[Match] = []
+        node = self._root
+        i = 1
+        # Branches still to explore (a literal and an argument both matching, or
+        # several argument types); the order does not matter, matches are sorted.
+        pending: Optional[List[Tuple[_Node, int]]] = None
+        while True:
+            if node.tails:
+                for route in node.tails:
+                    args = route.pattern.match(path)
+                    if args is not None:
+                        found.append((route, args))
+            if i == n:
+                for route, spec in node.routes:
+                    args = {}
+                    for name, position, parser in spec:
+                        value = segments[position]
+                        if parser is not None:
+                            try:
+                                value = parser(value)
+                            except ValueError:
+                                break
+                            if value is None:
+                                break
+                        args[name] = value
+                    else:
+                        found.append((route, args))
+            else:
+                segment = segments[i]
+                i += 1
+                child = node.static.get(segment)
+                if node.params and segment:
+                    for _, check, param_child in node.params:
+                        if check is None or check(segment):
+                            if child is None:
+                                child = param_child
+                            elif pending is None:
+                                pending = [(param_child, i)]
+                            else:
+                                pending.append((param_child, i))
+                if child is not None:
+                    node = child
+                    continue
+            if not pending:
+                break
+            node, i = pending.pop()
+        if len(found) > 1:
+            found.sort(key=_route_index)
+        return found

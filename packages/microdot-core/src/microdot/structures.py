@@ -90,11 +90,10 @@ class NoCaseDict(dict):
 
     def __setitem__(self, key: str, value: Any) -> None:
         lkey = key.lower()
-        old = self.keymap.get(lkey)
-        if old is not None and old != key:
-            super().__delitem__(old)
-        self.keymap[lkey] = key
-        super().__setitem__(key, value)
+        real = self.keymap.get(lkey)
+        if real is None:  # a new key: remember this spelling; later ones reuse it
+            self.keymap[lkey] = real = key
+        super().__setitem__(real, value)
 
     def __getitem__(self, key: str) -> Any:
         return super().__getitem__(self._key(key))
@@ -118,6 +117,11 @@ class NoCaseDict(dict):
                 return default[0]
             raise KeyError(key)
         return super().pop(real)
+
+    def popitem(self) -> Tuple[str, Any]:
+        key, value = super().popitem()
+        del self.keymap[key.lower()]
+        return key, value
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         if key in self:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json as _json
 from typing import Any, Dict, List, Optional, Union
 
+from . import ws_protocol as _wsp
 from .requests import Request, parse_cookies
-from .responses import Response
+from .responses import Response, close_body
 from .streams import AsyncBytesIO
 from .structures import NoCaseDict
 
@@ -24,6 +25,10 @@ class TestResponse:
         self.text: Optional[str] = None
         self.json: Any = None
         self.events: Optional[List[Dict[str, Any]]] = None
+        #: For :meth:`TestClient.websocket`: the code and reason of the server's Close
+        #: frame (``None`` if it sent none).
+        self.close_code: Optional[int] = None
+        self.close_reason: Optional[str] = None
 
     @classmethod
     async def create(cls, res: Response) -> 'TestResponse':
@@ -33,7 +38,9 @@ class TestResponse:
         res.complete()
         self.headers = NoCaseDict(res.headers)
         chunks = []
-        if not res.is_head:
+        if res.is_head:
+            close_body(res.body)
+        else:
             async for chunk in res.body_iter():
                 chunks.append(chunk)
         self.body = b''.join(chunks)
@@ -76,6 +83,137 @@ def parse_sse(text: str) -> List[Dict[str, Any]]:
         elif name in ('event', 'id', 'retry'):
             event[name] = value
     return events
+
+
+class _WebSocketPeer:
+    """The client end of an in-process WebSocket: masked frames to the application,
+    driven by a (sync or async) generator, as Microdot's test client does.
+
+    The application reading with nothing pending advances the generator with
+    ``None``; each message the application sends is passed in as the value of the
+    pending ``yield``. Whatever the generator yields (other than ``None``) is sent.
+    """
+
+    def __init__(self, client: Any, key: str, subprotocols: List[str]) -> None:
+        self.gen = client()
+        self.is_async = hasattr(self.gen, 'asend')
+        self.key = key
+        self.subprotocols = subprotocols
+        self.conn = _wsp.WebSocketConnection(is_client=True, max_message_size=None)
+        self.outgoing = bytearray()
+        self.head = b''
+        self.head_done = False
+        self.status_code: Optional[int] = None
+        self.reason: Optional[str] = None
+        self.headers = NoCaseDict()
+        self.started = False
+        self.finished = False
+        self.eof = False
+        self.close_code: Optional[int] = None
+        self.close_reason: Optional[str] = None
+        self.error: Optional[BaseException] = None
+
+    async def _advance(self, value: Any, delivery: bool = False) -> None:
+        """Resume the client generator with ``value`` (a server message if
+        ``delivery``); queue what it yields."""
+        if self.finished:
+            return
+        if not self.started and delivery:  # a message before the first read: start first
+            await self._advance(None)
+            if self.finished:
+                return
+        try:
+            if self.is_async:
+                msg = await self.gen.asend(value if self.started else None)
+            else:
+                msg = self.gen.send(value if self.started else None)
+            self.started = True
+        except (StopIteration, StopAsyncIteration):
+            self.finished = True
+            self.outgoing += self.conn.close(_wsp.CLOSE_NORMAL)
+            return
+        except Exception as exc:  # a failed assertion in the client: re-raised later
+            self.finished = True
+            self.error = exc
+            self.eof = True
+            return
+        if msg is not None:
+            if isinstance(msg, (bytearray, memoryview)):
+                msg = bytes(msg)
+            try:
+                self.outgoing += self.conn.send(msg)
+            except _wsp.ConnectionClosed:
+                pass
+
+    async def read(self, n: int = -1) -> bytes:
+        while not self.outgoing and not self.eof:
+            if self.finished or self.conn.close_sent:
+                self.eof = True
+                break
+            await self._advance(None)
+        if n is None or n < 0:
+            n = len(self.outgoing)
+        data = bytes(self.outgoing[:n])
+        del self.outgoing[:n]
+        return data
+
+    async def readexactly(self, n: int) -> bytes:
+        data = await self.read(n)
+        if len(data) < n:
+            raise EOFError('expected %d bytes, got %d' % (n, len(data)))
+        return data
+
+    def _parse_head(self, data: bytes) -> bytes:
+        self.head += data
+        end = self.head.find(b'\r\n\r\n')
+        if end < 0:
+            return b''
+        head, rest = self.head[:end], self.head[end + 4:]
+        self.head_done = True
+        lines = head.decode('latin-1').split('\r\n')
+        _, status, reason = (lines[0].split(' ', 2) + [''])[:3]
+        self.status_code = int(status)
+        self.reason = reason
+        for line in lines[1:]:
+            name, _, value = line.partition(':')
+            self.headers[name.strip()] = value.strip()
+        try:
+            _wsp.check_handshake_response(self.status_code, self.headers.get, self.key,
+                                          self.subprotocols)
+        except _wsp.HandshakeError as exc:
+            self.error = exc
+            self.eof = True
+        return rest
+
+    async def awrite(self, data: bytes) -> None:
+        if not self.head_done:
+            data = self._parse_head(bytes(data))
+            if not data:
+                return
+        self.conn.receive_data(bytes(data))
+        try:
+            for event in self.conn.events():
+                if isinstance(event, _wsp.Message):
+                    await self._advance(event.data, delivery=True)
+                elif isinstance(event, _wsp.Ping):
+                    if not self.conn.close_sent:
+                        self.outgoing += self.conn.pong(event.data)
+                elif isinstance(event, _wsp.Close) and event.code != _wsp.CLOSE_ABNORMAL:
+                    self.close_code = event.code
+                    self.close_reason = event.reason
+                    self.outgoing += self.conn.answer_close()
+        except _wsp.ProtocolError as exc:  # the application broke the protocol
+            self.error = exc
+            self.eof = True
+
+    async def aclose(self) -> None:
+        self.eof = True
+
+    async def close_generator(self) -> None:
+        if self.is_async:
+            await self.gen.aclose()
+        else:
+            self.gen.close()
 
 
 class TestClient:
@@ -178,3 +316,35 @@ class TestClient:
 
     async def options(self, path: str, headers: Optional[Dict[str, str]] = None) -> TestResponse:
         return await self.request('OPTIONS', path, headers=headers)
+
+    async def websocket(self, path: str, client: Any,
+                        headers: Optional[Dict[str, Optional[str]]] = None) -> TestResponse:
+        """Open a WebSocket on ``path`` and run ``client``, a (sync or async) generator
+        function: each value it yields is sent, and ``x = yield msg`` receives the
+        application's next message. Frames are masked and go through the real
+        handshake. Returns when the generator or the handler ends; the response has
+        the handshake status and ``close_code``/``close_reason``. A ``None`` value in
+        ``headers`` removes that handshake header.
+        """
+        pairs, key = _wsp.client_handshake_headers()
+        ws_headers: Dict[str, Optional[str]] = dict(pairs)
+        ws_headers.update(headers or {})
+        final = {k: v for k, v in ws_headers.items() if v is not None}
+        offered = NoCaseDict(final).get('Sec-WebSocket-Protocol') or ''
+        peer = _WebSocketPeer(client, NoCaseDict(final).get('Sec-WebSocket-Key') or key,
+                              [p.strip() for p in offered.split(',') if p.strip()])
+        try:
+            res = await self.request('GET', path, headers=final, sock=(peer, peer))
+        finally:
+            await peer.close_generator()
+        if res.status_code is None and peer.status_code is not None:
+            res.status_code = peer.status_code
+            res.reason = peer.reason
+            res.headers = peer.headers
+            res.body = b''
+            res.text = ''
+        res.close_code = peer.close_code
+        res.close_reason = peer.close_reason
+        if peer.error is not None:
+            raise peer.error
+        return res
