@@ -38,6 +38,32 @@ def _is_async(f: Any) -> bool:
         return iscoroutine(f)
 
 
+class _LoopSwitch:
+    """Awaited before the first ``async def`` callable of a request driven without an
+    event loop (WSGI): the driver then continues the dispatch on a real loop."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        yield self
+
+
+SWITCH_TO_LOOP = _LoopSwitch()
+
+
+async def _invoke(req: Any, f: Handler, *args: Any, **kwargs: Any) -> Any:
+    """Call a handler or hook for ``req``: awaited if async; a ``def`` runs in a worker
+    thread, or inline when the server already runs the request in its own thread."""
+    if _is_async(f):
+        if req is not None and not req.on_loop:
+            req.on_loop = True
+            await SWITCH_TO_LOOP
+        return await f(*args, **kwargs)
+    if req is not None and req.inline_sync:
+        return f(*args, **kwargs)
+    return await asyncio.to_thread(f, *args, **kwargs)
+
+
 async def invoke_handler(f: Handler, *args: Any, **kwargs: Any) -> Any:
     """Call ``f``: awaited if async, in a worker thread if not (so it cannot block)."""
     if _is_async(f):
@@ -296,7 +322,7 @@ class Microdot:
         for route, args in matches:
             if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
                 req.route = route
-                req.url_args = args
+                req.url_args = args or {}  # a static route's {} is shared
                 req.url_prefix = req.root_path + route.url_prefix
                 req.subapp = route.subapp
                 return route.handler
@@ -349,19 +375,24 @@ class Microdot:
                 return await self._after_error(req, res)
             res = None
             for handler in route.before_request:
-                res = await invoke_handler(handler, req)
+                res = await _invoke(req, handler, req)
                 if res is not None:
                     break
             if res is None:
                 if route.is_async:
+                    if not req.on_loop:
+                        req.on_loop = True
+                        await SWITCH_TO_LOOP
                     res = await f(req, **req.url_args)
+                elif req.inline_sync:
+                    res = f(req, **req.url_args)
                 else:
                     res = await asyncio.to_thread(f, req, **req.url_args)
             res = make_response(res)
             for handler in route.after_request:
-                res = await invoke_handler(handler, req, res) or res
+                res = await _invoke(req, handler, req, res) or res
             for handler in req.after_request_handlers:
-                res = await invoke_handler(handler, req, res) or res
+                res = await _invoke(req, handler, req, res) or res
             return self._finish(req, res)
         except HTTPException as exc:
             res = await self._error_response(req, exc.status_code, exc.reason, route)
@@ -387,7 +418,7 @@ class Microdot:
         for handlers in self._handler_maps(route):
             if status in handlers:
                 try:
-                    return make_response(await invoke_handler(handlers[status], req))
+                    return make_response(await _invoke(req, handlers[status], req))
                 except Exception as exc:
                     logger.exception('error handler for %d failed', status)
                     return self._internal_error(exc)
@@ -399,7 +430,7 @@ class Microdot:
             for cls in type(exc).__mro__:
                 if cls in handlers:
                     try:
-                        res = await invoke_handler(handlers[cls], req, exc)
+                        res = await _invoke(req, handlers[cls], req, exc)
                     except HTTPException as exc2:
                         return await self._error_response(req, exc2.status_code,
                                                           exc2.reason, route)
@@ -414,7 +445,7 @@ class Microdot:
         for handlers in self._handler_maps(route):
             if 500 in handlers:
                 try:
-                    return make_response(await invoke_handler(handlers[500], req))
+                    return make_response(await _invoke(req, handlers[500], req))
                 except Exception as exc2:
                     logger.exception('error handler for 500 failed')
                     return self._internal_error(exc2)
@@ -432,7 +463,7 @@ class Microdot:
             else self.after_error_request_handlers
         for handler in handlers:
             try:
-                res = await invoke_handler(handler, req, res) or res
+                res = await _invoke(req, handler, req, res) or res
             except Exception:
                 logger.exception('after_error_request handler failed')
         if req is not None:

@@ -71,6 +71,11 @@ class Request:
     #: Path prefix the server mounts the application at (ASGI ``root_path``, WSGI
     #: ``SCRIPT_NAME``); routing sees the path below it and ``url_prefix`` includes it.
     root_path = ''
+    #: Set by servers that already run each request in a thread of their own (WSGI):
+    #: ``def`` handlers are then called inline instead of in the thread pool.
+    inline_sync = False
+    #: False while a request is driven without an event loop (see ``inline_sync``).
+    on_loop = True
 
     class G:
         """Free-form per-request storage (``request.g.user = ...``)."""

@@ -1,0 +1,354 @@
+"""WSGI support for Microdot: deploy under gunicorn, waitress or any WSGI server.
+
+``from microdot.wsgi import Microdot`` gives an application class that is itself a WSGI
+callable (``gunicorn app:app``); :func:`wsgi_adapter` wraps any plain
+``microdot.Microdot`` application (the ``wsgi`` entry of ``microdot.adapters``).
+
+Threading: each server thread gets its own event loop, never shared, so threaded
+workers (gunicorn ``gthread``, waitress) are safe. A request is driven synchronously
+in the server's thread: ``def`` handlers and hooks run inline, and the dispatch moves
+onto the thread's event loop only when it reaches an ``async def`` handler or hook.
+"""
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import signal
+import threading
+import types
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from urllib.parse import quote
+
+from microdot import *  # noqa: F401,F403  (re-exported, as Microdot's wsgi module does)
+from microdot import __all__ as _core_all
+from microdot import Microdot as BaseMicrodot
+from microdot.app import SWITCH_TO_LOOP
+from microdot.requests import Request, headers_from_list
+from microdot.responses import Response, _LimitedReader, close_body
+from microdot.streams import BodyStream
+
+MICRODOT_PLUGIN_API = 1
+
+__all__ = list(_core_all) + ['wsgi_adapter', 'WSGIAdapter']
+
+logger = logging.getLogger('microdot.wsgi')
+
+#: Hop-by-hop headers an application must not set (PEP 3333); the server frames.
+HOP_BY_HOP = frozenset(('connection', 'keep-alive', 'proxy-authenticate',
+                        'proxy-authorization', 'te', 'trailer', 'trailers',
+                        'transfer-encoding', 'upgrade'))
+_SAFE_PATH = "/:@!$&'()*+,;=~"
+
+
+@types.coroutine
+def _resume(coro: Any) -> Any:
+    """Continue ``coro`` (stopped at SWITCH_TO_LOOP) inside a real event-loop task."""
+    return (yield from coro)
+
+
+class WSGIAdapter:
+    """A WSGI callable serving a ``microdot.Microdot`` application."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._local = threading.local()
+        self._started_pid: Optional[int] = None
+        self._start_lock = threading.Lock()
+
+    # -- per-thread event loop ------------------------------------------------------
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """This thread's own event loop (created on first use)."""
+        loop = getattr(self._local, 'loop', None)
+        if loop is None or loop.is_closed():
+            loop = self._local.loop = asyncio.new_event_loop()
+        return loop
+
+    def run(self, coro: Any) -> Any:
+        """Run a dispatch coroutine: synchronously while it needs no event loop, then
+        on this thread's loop from the first ``async def`` callable on."""
+        try:
+            value = coro.send(None)
+        except StopIteration as exc:
+            return exc.value
+        if value is not SWITCH_TO_LOOP:  # pragma: no cover - defensive
+            coro.throw(RuntimeError('dispatch awaited %r outside an event loop' % (value,)))
+
+        async def on_loop() -> Any:
+            return await _resume(coro)
+
+        return self.loop().run_until_complete(on_loop())
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        """Run the startup hooks once per process (each gunicorn worker), before its
+        first request; the shutdown hooks run when the process exits."""
+        pid = os.getpid()
+        if self._started_pid == pid:
+            return
+        with self._start_lock:
+            if self._started_pid == pid:
+                return
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(self.app.run_startup())
+            finally:
+                loop.close()
+            self._started_pid = pid
+            atexit.register(self._run_shutdown, pid)
+
+    def _run_shutdown(self, pid: int) -> None:
+        if os.getpid() != pid:
+            return
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self.app.run_shutdown())
+        except Exception:
+            logger.exception('Shutdown hook failed')
+        finally:
+            loop.close()
+
+    # -- requests -------------------------------------------------------------------
+
+    def make_request(self, environ: Dict[str, Any]) -> Request:
+        """Translate a WSGI environ into a ``Request``."""
+        path = environ.get('PATH_INFO', '') or '/'
+        # PEP 3333 strings are latin-1 decoded bytes: back to bytes, quoted, so the
+        # request decodes them once, as UTF-8, the same as on every other server
+        if not path.isascii() or '%' in path or '?' in path or '#' in path or ' ' in path:
+            path = quote(path.encode('latin-1'), safe=_SAFE_PATH)
+        query = environ.get('QUERY_STRING', '')
+        url = path + '?' + query if query else path
+        pairs: List[Tuple[str, str]] = []
+        for key, value in environ.items():
+            if key.startswith('HTTP_'):
+                pairs.append((key[5:].replace('_', '-').title(), value))
+        ctype = environ.get('CONTENT_TYPE')
+        if ctype:
+            pairs.append(('Content-Type', ctype))
+        clen = environ.get('CONTENT_LENGTH', '')
+        if clen:
+            pairs.append(('Content-Length', clen))
+        headers = headers_from_list(pairs)
+        addr = environ.get('REMOTE_ADDR')
+        client = None
+        if addr:
+            port = environ.get('REMOTE_PORT')
+            client = (addr, int(port) if port and port.isdigit() else 0)
+        version = environ.get('SERVER_PROTOCOL', 'HTTP/1.1').partition('/')[2] or '1.1'
+        req = Request(self.app, client, environ.get('REQUEST_METHOD', 'GET'), url, version,
+                      headers, scheme=environ.get('wsgi.url_scheme', 'http'))
+        req.root_path = environ.get('SCRIPT_NAME', '').rstrip('/')
+        req.environ = environ
+        req.inline_sync = True
+        req.on_loop = False
+        stream = environ.get('wsgi.input')
+        declared = int(clen) if clen.isdigit() else None
+        if stream is not None and (declared or (declared is None and
+                                                environ.get('wsgi.input_terminated'))):
+            remaining = [declared]
+
+            async def receive() -> bytes:
+                left = remaining[0]
+                if left is None:
+                    return stream.read(65536)
+                if left <= 0:
+                    return b''
+                data = stream.read(min(65536, left))
+                remaining[0] = left - len(data) if data else 0
+                return data
+
+            req._stream = BodyStream(receive, limit=req.max_content_length
+                                     if declared is None else declared)
+        else:
+            req._body = b''
+        return req
+
+    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        if self._started_pid != os.getpid():
+            self._ensure_started()
+        if clen_invalid(environ):
+            start_response('400 Bad Request', [('Content-Type', 'text/plain; charset=UTF-8'),
+                                               ('Content-Length', '11')])
+            return [b'Bad request']
+        req = self.make_request(environ)
+        if req._stream is not None:
+            self.run(req._read_body())
+        res = self.run(self.app.dispatch_request(req))
+        return self.respond(req, res, environ, start_response)
+
+    def respond(self, req: Request, res: Response, environ: Dict[str, Any],
+                start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Start the WSGI response and return its body iterable."""
+        try:
+            res.complete()
+            headers = [(name, value) for name, value in res.header_items()
+                       if name.lower() not in HOP_BY_HOP]
+            for name, value in headers:
+                if '\r' in value or '\n' in value or '\0' in value:
+                    raise ValueError('invalid response header %r' % name)
+        except (ValueError, TypeError):
+            logger.exception('Invalid response header for %s %s', req.method, req.path)
+            close_body(res.body)
+            res = Response('Internal server error', 500)
+            res.complete()
+            headers = res.header_items()
+        status = res.status_code
+        start_response('%d %s' % (status, res.reason_phrase()), headers)
+        body = res.body
+        if req.method == 'HEAD' or status in (204, 304) or status < 200:
+            close_body(body)
+            return []
+        if isinstance(body, bytes):
+            return [body]
+        wrapper = environ.get('wsgi.file_wrapper')
+        if wrapper is not None and res.file_info is not None and \
+                not isinstance(body, _LimitedReader) and hasattr(body, 'fileno'):
+            return wrapper(body, res.send_file_buffer_size)
+        return _BodyIterable(self, res)
+
+
+def clen_invalid(environ: Dict[str, Any]) -> bool:
+    """True for a CONTENT_LENGTH that is neither empty nor a number."""
+    clen = environ.get('CONTENT_LENGTH', '')
+    return bool(clen) and not clen.isdigit()
+
+
+class _BodyIterable:
+    """A streamed response body; ``close()`` stops the application's generator."""
+
+    def __init__(self, adapter: WSGIAdapter, res: Response) -> None:
+        self.adapter = adapter
+        self.body = res.body
+        self.iterator = res.body_iter()
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self.loop is None:
+            self.loop = self.adapter.loop()
+        try:
+            return self.loop.run_until_complete(self.iterator.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        loop = self.loop or self.adapter.loop()
+        try:
+            loop.run_until_complete(self.iterator.aclose())
+        except Exception:  # pragma: no cover - logged, the response is over anyway
+            logger.exception('Error while closing a response body')
+
+
+def wsgi_adapter(app: Any) -> WSGIAdapter:
+    """Wrap a plain ``microdot.Microdot`` application as a WSGI callable."""
+    if isinstance(app, Microdot):
+        return app._wsgi
+    return WSGIAdapter(app)
+
+
+class Microdot(BaseMicrodot):
+    """A Microdot application that is also a WSGI callable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wsgi = WSGIAdapter(self)
+
+    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        return self._wsgi(environ, start_response)
+
+    def shutdown(self) -> None:
+        """Stop serving: the built-in server if running, else this WSGI server process
+        (SIGTERM to this process only, never the process group)."""
+        if self.server is not None:
+            super().shutdown()
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+# -- servers (entry points of the microdot.servers group) -------------------------------
+
+def _missing(server: str) -> ImportError:
+    return ImportError("the '%s' server needs microdot-wsgi[%s]: pip install "
+                       "'microdot-wsgi[%s]'" % (server, server, server))
+
+
+def _as_wsgi(app: Any) -> Any:
+    if isinstance(app, str):
+        from microdot.cli import load_app
+        app = load_app(app)
+    return app if isinstance(app, Microdot) else wsgi_adapter(app)
+
+
+class GunicornServer:
+    """Runs an application with gunicorn (``--server gunicorn``)."""
+
+    MICRODOT_PLUGIN_API = 1
+    name = 'gunicorn'
+    options: frozenset = frozenset({'workers', 'threads', 'worker_class', 'reload'})
+
+    def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000, **options: Any) -> None:
+        try:
+            from gunicorn.app.base import BaseApplication
+        except ImportError:
+            raise _missing('gunicorn') from None
+        bind = '[%s]:%d' % (host, port) if ':' in host else '%s:%d' % (host, port)
+        settings = dict(options, bind=bind)
+        target = app
+
+        class _Application(BaseApplication):  # type: ignore[misc]
+            def load_config(self) -> None:
+                for key, value in settings.items():
+                    if value is not None:
+                        self.cfg.set(key.lower(), value)
+
+            def load(self) -> Any:
+                return _as_wsgi(target)
+
+        _Application().run()
+
+
+class WsgirefServer:
+    """The standard library's single-threaded development server (``--server wsgiref``)."""
+
+    MICRODOT_PLUGIN_API = 1
+    name = 'wsgiref'
+    options: frozenset = frozenset()
+
+    def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000, **options: Any) -> None:
+        from wsgiref.simple_server import make_server
+        httpd = make_server(host, port, _as_wsgi(app))
+        signal.signal(signal.SIGTERM, lambda *a: threading.Thread(
+            target=httpd.shutdown, daemon=True).start())
+        logger.info('Serving on http://%s:%d (wsgiref, for development only)', host, port)
+        try:
+            httpd.serve_forever()
+        finally:
+            httpd.server_close()
+
+
+class WaitressServer:
+    """Runs an application with waitress (``--server waitress``)."""
+
+    MICRODOT_PLUGIN_API = 1
+    name = 'waitress'
+    options: frozenset = frozenset({'threads'})
+
+    def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000, **options: Any) -> None:
+        try:
+            import waitress
+        except ImportError:
+            raise _missing('waitress') from None
+        waitress.serve(_as_wsgi(app), host=host, port=port, **options)
+
+
+gunicorn_server = GunicornServer()
+wsgiref_server = WsgirefServer()
+waitress_server = WaitressServer()
