@@ -32,12 +32,13 @@ def test_seed_example_runs_verbatim():
 ], ids=['sync', 'gthread'])
 def test_hundreds_of_concurrent_requests(worker):
     port = free_port()
-    with serve(gunicorn(port, 'wsgi_app:app', *worker), port, cwd=APPS) as server:
+    limits = httpx.Limits(max_connections=32)
+    with serve(gunicorn(port, 'wsgi_app:app', *worker), port, cwd=APPS) as server, \
+            httpx.Client(timeout=30, limits=limits) as client:
         def fetch(i):
             kind = 'async' if i % 2 else 'sync'
-            with httpx.Client(timeout=30) as client:
-                res = client.get('%s/%s/%d' % (server.url, kind, i))
-                return res.status_code, res.json()['n']
+            res = client.get('%s/%s/%d' % (server.url, kind, i))
+            return res.status_code, res.json()['n']
 
         with ThreadPoolExecutor(32) as pool:
             results = list(pool.map(fetch, range(400)))
@@ -96,9 +97,9 @@ def test_waitress_threads_concurrent_async_requests():
     port = free_port()
     cmd = [sys.executable, '-m', 'waitress', '--listen', '127.0.0.1:%d' % port,
            '--threads', '8', 'wsgi_app:app']
-    with serve(cmd, port, cwd=APPS) as server:
+    with serve(cmd, port, cwd=APPS) as server, httpx.Client(timeout=30) as client:
         def fetch(i):
-            res = httpx.get('%s/async/%d' % (server.url, i), timeout=30)
+            res = client.get('%s/async/%d' % (server.url, i))
             return res.status_code, res.json()['n']
 
         with ThreadPoolExecutor(16) as pool:

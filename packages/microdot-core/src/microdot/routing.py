@@ -15,11 +15,6 @@ _PLAIN_SEGMENT = '[^/]+'
 _INT_PATTERN = '-?\\d+'
 
 
-def _is_int(text: str) -> bool:
-    """True if ``text`` matches ``-?\\d+`` (faster than the regex)."""
-    return text.isdecimal() or (text[:1] == '-' and text[1:].isdecimal())
-
-
 class URLPattern:
     """A compiled URL pattern; ``match(path)`` returns the arguments or ``None``."""
 
@@ -90,7 +85,8 @@ class URLPattern:
             else:
                 self.segments.append((None, part))
                 regex += '/' + re.escape(part)
-        self.regex = re.compile('^' + (regex or '/') + '$')
+        # \Z, not $: '$' would also match before a final newline ('/x/1%0A')
+        self.regex = re.compile('^' + (regex or '/') + '\\Z')
         if self.is_static:
             self._static = '/' + '/'.join(text for _, text in self.segments)
 
@@ -204,14 +200,15 @@ def _route_index(match: Match) -> int:
 class _Node:
     """A node of the segment tree: one ``/``-separated level of the dynamic routes."""
 
-    __slots__ = ('static', 'params', 'routes', 'tails')
+    __slots__ = ('static', 'any', 'int', 'routes', 'tails')
 
     def __init__(self) -> None:
         #: literal segment -> child
         self.static: Dict[str, _Node] = {}
-        #: ``(key, check or None (any non-empty segment), child)``, one per segment
-        #: regex: routes whose argument types accept the same segments share a child
-        self.params: List[Tuple[Any, Any, _Node]] = []
+        #: child for arguments accepting any non-empty segment (``<name>``, ...)
+        self.any: Optional[_Node] = None
+        #: child for ``<int:...>`` arguments
+        self.int: Optional[_Node] = None
         #: routes ending here: ``(route, ((name, segment index, parser), ...))``
         self.routes: List[Tuple[Route, Tuple[Tuple[str, int, Any], ...]]] = []
         #: routes whose remaining pattern may span several segments (path, re,
@@ -232,20 +229,25 @@ class Router:
         self.routes = list(routes)
         self.types_version = URLPattern.types_version
         self._root = _Node()
+        #: static path -> its static routes, for paths no dynamic route matches
         self._exact: Dict[str, List[Match]] = {}
+        #: static path -> its static routes, for paths some dynamic route matches
+        #: too (looked up by walking the tree, so argument dicts are never shared)
+        self._overlap: Dict[str, List[Match]] = {}
         self._has_dynamic = False
         for route in self.routes:
             if not route.pattern.is_static:
                 self._has_dynamic = True
                 self._insert(route)
+        statics: Dict[str, List[Match]] = {}
         for route in self.routes:
             if route.pattern.is_static:
-                path = route.pattern._static_path()
-                if path not in self._exact:
-                    self._exact[path] = self.match(path)  # the dynamic routes
-                self._exact[path].append((route, {}))
-        for matches in self._exact.values():
-            matches.sort(key=_route_index)
+                statics.setdefault(route.pattern._static_path(), []).append((route, {}))
+        for path, matches in statics.items():
+            if self.match(path):
+                self._overlap[path] = matches
+            else:
+                self._exact[path] = matches
 
     def _insert(self, route: Route) -> None:
         node = self._root
@@ -257,34 +259,28 @@ class Router:
                 node = node.static.setdefault(text, _Node())
             else:
                 expr = pattern._exprs[n_arg]
-                if type_.startswith('re:'):
-                    check = False
-                elif expr == _PLAIN_SEGMENT:
-                    check = None
-                elif expr == _INT_PATTERN:
-                    check = _is_int
-                else:
-                    check = False
-                if check is False:  # may span segments (path, re, custom regex)
+                if type_.startswith('re:') or (expr != _PLAIN_SEGMENT
+                                               and expr != _INT_PATTERN):
+                    # may span segments (path, re, custom regex): full regex
                     node.tails.append(route)
                     return
                 args.append((text, position + 1, pattern._parsers[n_arg][1]))
                 n_arg += 1
-                key = (check, expr)
-                for entry in node.params:
-                    if entry[0] == key:
-                        node = entry[2]
-                        break
+                if expr == _PLAIN_SEGMENT:
+                    if node.any is None:
+                        node.any = _Node()
+                    node = node.any
                 else:
-                    child = _Node()
-                    node.params.append((key, check, child))
-                    node = child
+                    if node.int is None:
+                        node.int = _Node()
+                    node = node.int
         node.routes.append((route, tuple(args)))
 
     def match(self, path: str) -> List[Match]:
         """Every route matching ``path`` with its arguments, first registered first.
 
-        The list returned for a static path is shared: do not modify it.
+        The list returned for a static path (and its empty argument dicts) is shared:
+        do not modify it.
         """
         matches = self._exact.get(path)
         if matches is not None:
@@ -328,21 +324,33 @@ class Router:
                 segment = segments[i]
                 i += 1
                 child = node.static.get(segment)
-                if node.params and segment:
-                    for _, check, param_child in node.params:
-                        if check is None or check(segment):
-                            if child is None:
-                                child = param_child
-                            elif pending is None:
-                                pending = [(param_child, i)]
-                            else:
-                                pending.append((param_child, i))
+                if segment:
+                    if node.any is not None:
+                        if child is None:
+                            child = node.any
+                        elif pending is None:
+                            pending = [(node.any, i)]
+                        else:
+                            pending.append((node.any, i))
+                    # str.isdecimal() accepts exactly what \d matches (Unicode Nd digits)
+                    if node.int is not None and (segment.isdecimal() or (
+                            segment[0] == '-' and segment[1:].isdecimal())):
+                        if child is None:
+                            child = node.int
+                        elif pending is None:
+                            pending = [(node.int, i)]
+                        else:
+                            pending.append((node.int, i))
                 if child is not None:
                     node = child
                     continue
             if not pending:
                 break
             node, i = pending.pop()
+        if found and self._overlap:
+            statics = self._overlap.get(path)
+            if statics:
+                found.extend(statics)
         if len(found) > 1:
             found.sort(key=_route_index)
         return found
