@@ -186,7 +186,10 @@ _NAME_CACHE_MAX = 1024
 _HOST_CACHE: set[str] = set()
 _HOST_CACHE_MAX = 256
 
-_QUOTED_STRING = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+# chunk = chunk-size *( BWS ";" BWS name [ BWS "=" BWS value ] ) (RFC 9112
+# §7.1.1); value is a token or a quoted-string (RFC 9110 §5.6.4).
+_QUOTED_STRING = (rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]'
+                  rb'|\\[\t \x21-\x7e\x80-\xff])*"')
 _TOKEN_RE_B = f'[{_TCHAR}]+'.encode()
 _CHUNK_LINE = re.compile(
     rb'([0-9A-Fa-f]+)(?:[ \t]*;[ \t]*' + _TOKEN_RE_B

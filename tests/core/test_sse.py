@@ -1,0 +1,217 @@
+"""microdot.sse: the event-stream format, keep-alives and the event task's lifetime."""
+import asyncio
+import logging
+
+import pytest
+
+from microdot import Microdot, Request
+from microdot.sse import SSE, sse_response, with_sse
+from microdot.test_client import TestClient
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def app_with(event_function, **options):
+    app = Microdot()
+    app.route('/events')(with_sse(**options)(event_function) if options
+                         else with_sse(event_function))
+    return app
+
+
+def get(app, path='/events'):
+    return run(TestClient(app).get(path))
+
+
+def test_headers_and_plain_event():
+    async def events(request, sse):
+        await sse.send('hello')
+
+    res = get(app_with(events))
+    assert res.status_code == 200
+    assert res.headers['Content-Type'] == 'text/event-stream'
+    assert res.headers['Cache-Control'] == 'no-cache'
+    assert res.headers['X-Accel-Buffering'] == 'no'
+    assert res.body == b'data: hello\n\n'
+    assert [e['data'] for e in res.events] == ['hello']
+
+
+def test_every_line_break_starts_a_data_line():
+    async def events(request, sse):
+        await sse.send('a\nb\r\nc\rd')
+        await sse.send(b'x\r\ny\n')
+
+    res = get(app_with(events))
+    assert res.body == (b'data: a\ndata: b\ndata: c\ndata: d\n\n'
+                        b'data: x\ndata: y\ndata: \n\n')
+    assert [e['data'] for e in res.events] == ['a\nb\nc\nd', 'x\ny\n']
+
+
+def test_data_cannot_inject_fields_or_events():
+    attack = 'x\n\nevent: admin\nid: 666\nretry: 1\ndata: injected\r\rdata: more'
+
+    async def events(request, sse):
+        await sse.send(attack)
+
+    res = get(app_with(events))
+    assert len(res.events) == 1
+    event = res.events[0]
+    assert set(event) == {'data'}  # no event, id or retry field got through
+    for line in res.body.split(b'\n'):
+        assert line == b'' or line.startswith(b'data: ')
+    assert event['data'] == attack.replace('\r', '\n')
+
+
+def test_json_data():
+    async def events(request, sse):
+        await sse.send({'a': 1, 'b': [1, 2]})
+        await sse.send([1, 'two'])
+        await sse.send({'text': 'multi\nline'})  # JSON escapes the newline: one line
+
+    res = get(app_with(events))
+    assert [e['data'] for e in res.events] == [{'a': 1, 'b': [1, 2]}, [1, 'two'],
+                                              {'text': 'multi\nline'}]
+    assert res.body.count(b'data: ') == 3
+
+
+def test_event_id_retry_and_comment_fields():
+    async def events(request, sse):
+        await sse.send('one', event='greeting', event_id='42', retry=2.5)
+        await sse.send('ping', comment=True)
+        await sse.send('two\nlines', comment=True)
+        await sse.send('two', event_id=7)
+
+    res = get(app_with(events))
+    assert res.body == (b'event: greeting\nid: 42\nretry: 2500\ndata: one\n\n'
+                        b': ping\n\n: two\n: lines\n\n'
+                        b'id: 7\ndata: two\n\n')
+    assert res.events == [{'event': 'greeting', 'id': '42', 'retry': '2500', 'data': 'one'},
+                          {'id': '7', 'data': 'two'}]
+
+
+@pytest.mark.parametrize('kwargs', [
+    {'event': 'bad\rname'}, {'event': 'bad\nname'}, {'event': 'nul\0'},
+    {'event_id': '1\n2'}, {'event_id': '1\r'}, {'event_id': '\0'},
+    {'retry': -1}, {'retry': 'soon'},
+])
+def test_invalid_fields_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        SSE.format('data', **kwargs)
+
+    async def main():
+        sse = SSE()
+        with pytest.raises(ValueError):
+            await sse.send('data', **kwargs)
+        assert not sse.queue
+
+    run(main())
+
+
+def test_sse_response_passes_arguments():
+    app = Microdot()
+
+    async def stream(request, sse, start, step=1):
+        for i in range(start, start + 3 * step, step):
+            await sse.send(i)
+
+    @app.route('/count/<int:start>')
+    async def count(request, start):
+        return sse_response(request, stream, start, step=2)
+
+    res = get(app, '/count/10')
+    assert [e['data'] for e in res.events] == [10, 12, 14]
+
+
+def test_url_arguments_reach_the_event_function():
+    app = Microdot()
+
+    @app.route('/room/<name>')
+    @with_sse
+    async def room(request, sse, name):
+        await sse.send('welcome to ' + name)
+
+    assert get(app, '/room/lobby').events[0]['data'] == 'welcome to lobby'
+
+
+def test_keepalive_comment_while_idle():
+    async def events(request, sse):
+        await asyncio.sleep(0.2)
+        await sse.send('late')
+
+    res = get(app_with(events, keepalive=0.03))
+    assert res.body.startswith(b': keep-alive\n\n')
+    assert res.body.endswith(b'data: late\n\n')
+    assert [e['data'] for e in res.events] == ['late']
+
+
+def test_keepalive_disabled_and_class_default(monkeypatch):
+    async def events(request, sse):
+        await asyncio.sleep(0.1)
+        await sse.send('x')
+
+    assert get(app_with(events, keepalive=None)).body == b'data: x\n\n'
+    monkeypatch.setattr(SSE, 'keepalive_interval', 0.02)
+    assert get(app_with(events)).body.startswith(b': keep-alive')
+    assert SSE().keepalive_interval == 0.02
+
+
+def test_event_function_error_is_logged_and_ends_stream(caplog):
+    async def events(request, sse):
+        await sse.send('before')
+        raise RuntimeError('broken feed')
+
+    with caplog.at_level(logging.ERROR, logger='microdot.sse'):
+        res = get(app_with(events))
+    assert [e['data'] for e in res.events] == ['before']
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
+def test_closing_the_stream_cancels_the_event_function():
+    state = []
+
+    async def events(request, sse):
+        try:
+            for i in range(1000):
+                await sse.send(i)
+                await asyncio.sleep(0)
+        finally:
+            state.append('finally')
+
+    async def main():
+        app = app_with(events)
+        req = Request(app, ('127.0.0.1', 1), 'GET', '/events', '1.1', {})
+        res = await app.dispatch_request(req)
+        body = res.body_iter()
+        first = await body.__anext__()
+        await body.aclose()
+        return first
+
+    assert run(main()) == b'data: 0\n\n'
+    assert state == ['finally']
+
+
+def test_head_request_starts_no_task():
+    started = []
+
+    async def events(request, sse):
+        started.append(True)
+        await sse.send('x')
+
+    res = run(TestClient(app_with(events)).head('/events'))
+    assert res.status_code == 200
+    assert started == []
+
+
+def test_backpressure_bounds_the_queue(monkeypatch):
+    monkeypatch.setattr(SSE, 'max_pending', 2)
+    high = []
+
+    async def events(request, sse):
+        for i in range(20):
+            await sse.send(i)
+            high.append(len(sse.queue))
+
+    res = get(app_with(events))
+    assert [e['data'] for e in res.events] == list(range(20))
+    assert max(high) <= 2

@@ -1,0 +1,383 @@
+"""WebSocket and SSE on the built-in server, with real clients on a loopback socket."""
+import asyncio
+import base64
+import os
+import socket
+import threading
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+
+from microdot import Microdot
+from microdot import ws_protocol as wsp
+from microdot.server import Server, _new_event_loop
+from microdot.sse import with_sse
+from microdot.websocket import WebSocketError, with_websocket
+from support import free_port
+
+
+@contextmanager
+def live_server(app, host='127.0.0.1', **options):
+    """Run ``Server(app)`` on a free port in a thread with its own event loop."""
+    server = Server(app, **options)
+    port = free_port(host)
+    loop = _new_event_loop()  # uvloop when installed, as run() does
+    started = threading.Event()
+    errors = []
+
+    async def main():
+        try:
+            await server.start(host, port)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            started.set()
+            return
+        started.set()
+        try:
+            await server._stop_event.wait()
+        finally:
+            await server.stop()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    assert started.wait(10), 'server did not start'
+    if errors:
+        raise errors[0]
+    server.port = port
+    server.loop = loop
+    server.url = 'http://%s:%d' % (host, port)
+    server.ws_url = 'ws://%s:%d' % (host, port)
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(server.shutdown)
+        thread.join(15)
+        assert not thread.is_alive(), 'server did not stop'
+        loop.close()
+
+
+def make_app():
+    app = Microdot()
+    app.state = {'gate': asyncio.Event(), 'finally': threading.Event()}
+
+    @app.route('/echo')
+    @with_websocket(max_message_length=2 << 20)
+    async def echo(request, ws):
+        while True:
+            await ws.send(await ws.receive())
+
+    @app.route('/small')
+    @with_websocket(max_message_length=1000)
+    async def small(request, ws):
+        while True:
+            await ws.send(await ws.receive())
+
+    @app.route('/chat')
+    @with_websocket(subprotocols=['chat.v1', 'chat.v2'])
+    async def chat(request, ws):
+        await ws.send('protocol=%s' % ws.subprotocol)
+        await ws.receive()
+
+    @app.route('/bye')
+    @with_websocket
+    async def bye(request, ws):
+        await ws.receive()
+        await ws.close(4000, 'see you')
+
+    @app.route('/boom')
+    @with_websocket
+    async def boom(request, ws):
+        await ws.receive()
+        raise RuntimeError('handler failure (expected by the test)')
+
+    @app.route('/ticker')
+    @with_websocket
+    async def ticker(request, ws):
+        async def tick():
+            for i in range(10000):
+                await ws.send('tick %d' % i)
+                await asyncio.sleep(0.005)
+        task = asyncio.ensure_future(tick())
+        try:
+            while await ws.receive() != 'stop':
+                pass
+            task.cancel()
+            await ws.send('stopped')
+        finally:
+            task.cancel()
+
+    @app.route('/closer')
+    @with_websocket
+    async def closer(request, ws):
+        await ws.receive()
+
+        async def close_soon():
+            await asyncio.sleep(0.05)
+            await ws.close(4002, 'from another task')
+        task = asyncio.ensure_future(close_soon())
+        try:
+            await ws.receive()  # blocked here while the other task closes
+        except WebSocketError as exc:
+            app.state['closer'] = exc.code
+        await task
+
+    @app.route('/open')
+    async def open_gate(request):
+        app.state['gate'].set()
+        return 'opened'
+
+    @app.route('/sse')
+    @with_sse(keepalive=None)
+    async def sse(request, sse):
+        await sse.send('first')
+        await app.state['gate'].wait()
+        await sse.send({'second': True}, event='update', event_id='2')
+
+    @app.route('/sse-idle')
+    @with_sse(keepalive=0.1)
+    async def sse_idle(request, sse):
+        await sse.send('hello')
+        await app.state['gate'].wait()
+        await sse.send('after gate')
+
+    @app.route('/sse-forever')
+    @with_sse(keepalive=0.1)
+    async def sse_forever(request, sse):
+        try:
+            await sse.send('start')
+            await asyncio.Event().wait()  # nothing more, ever: only keep-alives
+        finally:
+            app.state['finally'].set()
+
+    return app
+
+
+@pytest.fixture(scope='module')
+def server():
+    with live_server(make_app()) as srv:
+        yield srv
+
+
+@pytest.fixture
+def fresh_server():
+    with live_server(make_app()) as srv:
+        yield srv
+
+
+# -- WebSocket with the websockets client library ---------------------------------
+
+def test_echo_text_and_binary(server):
+    with ws_connect(server.ws_url + '/echo', max_size=None) as ws:
+        ws.send('hello')
+        assert ws.recv(timeout=5) == 'hello'
+        ws.send(b'\x00\xff' * 10)
+        assert ws.recv(timeout=5) == b'\x00\xff' * 10
+        ws.send('h\u00e9llo \U0001f600')
+        assert ws.recv(timeout=5) == 'h\u00e9llo \U0001f600'
+
+
+def test_echo_one_mib_messages(server):
+    big = os.urandom(1 << 20)
+    text = 'x\u00e9' * (1 << 19)
+    with ws_connect(server.ws_url + '/echo', max_size=None) as ws:
+        ws.send(big)
+        assert ws.recv(timeout=10) == big
+        ws.send(text)
+        assert ws.recv(timeout=10) == text
+
+
+def test_fragmented_messages(server):
+    with ws_connect(server.ws_url + '/echo') as ws:
+        ws.send(['frag', 'men', 'ted'])
+        assert ws.recv(timeout=5) == 'fragmented'
+        ws.send([b'\x01' * 70000, b'\x02' * 5])
+        assert ws.recv(timeout=5) == b'\x01' * 70000 + b'\x02' * 5
+
+
+def test_ping_pong(server):
+    with ws_connect(server.ws_url + '/echo') as ws:
+        ws.send('keep the receive loop busy')
+        assert ws.recv(timeout=5) == 'keep the receive loop busy'
+        pong = ws.ping(b'are you there')
+        ws.send('after ping')  # the server handles frames in order
+        assert ws.recv(timeout=5) == 'after ping'
+        assert pong.wait(5)
+
+
+def test_close_code_and_reason_seen_by_client(server):
+    with ws_connect(server.ws_url + '/bye') as ws:
+        ws.send('go')
+        with pytest.raises(ConnectionClosed) as exc:
+            ws.recv(timeout=5)
+    assert exc.value.rcvd.code == 4000
+    assert exc.value.rcvd.reason == 'see you'
+
+
+def test_client_close_is_echoed(server):
+    with ws_connect(server.ws_url + '/echo') as ws:
+        ws.close(4321, 'client done')
+    assert ws.close_code == 4321  # the server echoes the code (RFC 6455 section 5.5.1)
+
+
+def test_handler_error_closes_with_1011(server):
+    with ws_connect(server.ws_url + '/boom') as ws:
+        ws.send('go')
+        with pytest.raises(ConnectionClosed) as exc:
+            ws.recv(timeout=5)
+    assert exc.value.rcvd.code == 1011
+
+
+def test_message_too_big_closes_with_1009(server):
+    with ws_connect(server.ws_url + '/small') as ws:
+        ws.send('x' * 1000)
+        assert ws.recv(timeout=5) == 'x' * 1000
+        ws.send('x' * 1001)
+        with pytest.raises(ConnectionClosed) as exc:
+            ws.recv(timeout=5)
+    assert exc.value.rcvd.code == 1009
+
+
+def test_subprotocol(server):
+    with ws_connect(server.ws_url + '/chat', subprotocols=['chat.v2', 'chat.v1']) as ws:
+        assert ws.subprotocol == 'chat.v2'
+        assert ws.recv(timeout=5) == 'protocol=chat.v2'
+    with ws_connect(server.ws_url + '/chat') as ws:
+        assert ws.subprotocol is None
+        assert ws.recv(timeout=5) == 'protocol=None'
+
+
+def test_refused_handshake_gets_http_answer_and_keeps_connection(server):
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        res = client.get('/echo')
+        assert res.status_code == 400
+        res = client.get('/echo', headers={
+            'Upgrade': 'websocket', 'Connection': 'Upgrade',
+            'Sec-WebSocket-Key': base64.b64encode(os.urandom(16)).decode(),
+            'Sec-WebSocket-Version': '8'})
+        assert res.status_code == 426
+        assert res.headers['Sec-WebSocket-Version'] == '13'
+        assert client.get('/open').status_code == 200  # same keep-alive connection
+
+
+def test_sending_from_another_task_while_receiving(server):
+    with ws_connect(server.ws_url + '/ticker') as ws:
+        assert [ws.recv(timeout=5) for _ in range(3)] == ['tick 0', 'tick 1', 'tick 2']
+        ws.send('stop')
+        while True:
+            msg = ws.recv(timeout=5)
+            if msg == 'stopped':
+                break
+            assert msg.startswith('tick ')
+        with pytest.raises(ConnectionClosed) as exc:
+            ws.recv(timeout=5)
+    assert exc.value.rcvd.code == 1000
+
+
+def test_close_from_another_task_while_receiving(server):
+    with ws_connect(server.ws_url + '/closer') as ws:
+        ws.send('go')
+        with pytest.raises(ConnectionClosed) as exc:
+            ws.recv(timeout=5)
+    assert (exc.value.rcvd.code, exc.value.rcvd.reason) == (4002, 'from another task')
+    assert server.app.state.get('closer') == 4002
+
+
+# -- WebSocket with a raw socket ---------------------------------------------------
+
+def handshake_bytes(path='/echo'):
+    key = base64.b64encode(os.urandom(16)).decode()
+    return ('GET %s HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n'
+            'Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n'
+            'Sec-WebSocket-Version: 13\r\n\r\n' % (path, key)).encode(), key
+
+
+def read_events(sock, until, timeout=5):
+    """Read the 101 head, then decode server frames until ``until(events)`` or EOF."""
+    sock.settimeout(timeout)
+    buf = b''
+    while b'\r\n\r\n' not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, 'closed before the handshake answer: %r' % buf
+        buf += chunk
+    head, _, rest = buf.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 101 ')
+    conn = wsp.WebSocketConnection(is_client=True, max_message_size=None)
+    if rest:
+        conn.receive_data(rest)  # (b'' would mean EOF)
+    events = []
+    eof = False
+    while True:
+        events.extend(conn.events())
+        if until(events) or eof:
+            return events
+        chunk = sock.recv(65536)
+        conn.receive_data(chunk)
+        eof = not chunk
+
+
+def test_unmasked_frame_closes_with_1002(server):
+    request, _ = handshake_bytes()
+    with socket.create_connection(('127.0.0.1', server.port), timeout=5) as s:
+        s.sendall(request)
+        s.sendall(bytes((0x81, 2)) + b'hi')  # a client frame without a mask
+        events = read_events(s, lambda ev: any(isinstance(e, wsp.Close) for e in ev))
+        closes = [e for e in events if isinstance(e, wsp.Close)]
+        assert closes[0].code == 1002
+        assert not [e for e in events if isinstance(e, wsp.Message)]
+        s.settimeout(5)
+        assert s.recv(100) == b''  # the server dropped the connection
+
+
+def test_handshake_and_first_frames_in_one_send(server):
+    request, _ = handshake_bytes()
+    client = wsp.WebSocketConnection(is_client=True)
+    frames = client.send('pipelined one') + client.send(b'two') + client.close(1000)
+    with socket.create_connection(('127.0.0.1', server.port), timeout=5) as s:
+        s.sendall(request + frames)
+        events = read_events(s, lambda ev: any(isinstance(e, wsp.Close) for e in ev))
+        assert events[:2] == [wsp.Message('pipelined one'), wsp.Message(b'two')]
+        assert events[2].code == 1000
+        s.settimeout(5)
+        assert s.recv(100) == b''  # the server closes TCP after the close handshake
+
+
+# -- SSE with httpx ----------------------------------------------------------------
+
+def test_sse_events_arrive_as_produced(fresh_server):
+    url = fresh_server.url
+    with httpx.stream('GET', url + '/sse', timeout=5) as res:
+        assert res.status_code == 200
+        assert res.headers['content-type'] == 'text/event-stream'
+        assert res.headers['cache-control'] == 'no-cache'
+        assert res.headers['x-accel-buffering'] == 'no'
+        lines = res.iter_lines()
+        assert next(lines) == 'data: first'  # before the event function finished
+        assert next(lines) == ''
+        assert httpx.get(url + '/open', timeout=5).text == 'opened'
+        rest = list(lines)
+    assert rest == ['event: update', 'id: 2', 'data: {"second": true}', '']
+
+
+def test_sse_keepalive_comment_while_idle(fresh_server):
+    url = fresh_server.url
+    with httpx.stream('GET', url + '/sse-idle', timeout=5) as res:
+        lines = res.iter_lines()
+        assert next(lines) == 'data: hello'
+        assert next(lines) == ''
+        assert next(lines) == ': keep-alive'  # sent after 0.1 s of silence
+        httpx.get(url + '/open', timeout=5)
+        rest = [line for line in lines if line and line != ': keep-alive']
+    assert rest == ['data: after gate']
+
+
+def test_sse_event_function_cancelled_when_client_goes_away(fresh_server):
+    flag = fresh_server.app.state['finally']
+    with httpx.stream('GET', fresh_server.url + '/sse-forever', timeout=5) as res:
+        lines = res.iter_lines()
+        assert next(lines) == 'data: start'
+        assert not flag.is_set()
+    # leaving the block closes the connection; a keep-alive write notices it
+    assert flag.wait(5), "the event function's finally did not run"
