@@ -889,6 +889,11 @@ _GOOD_NAMES: set[str] = set()
 _GOOD_NAMES_MAX = 1024
 
 
+def reason_phrase(status_code: int) -> str:
+    """The standard reason phrase for a status code, or its class's phrase."""
+    return REASONS.get(status_code) or _CLASS_REASONS.get(status_code // 100, 'Unknown')
+
+
 def serialize_response_head(status_code: int, reason: str | None,
                             headers: list[tuple[str, str]] | Iterable[Any],
                             version: str = '1.1') -> bytes:
@@ -954,6 +959,23 @@ def serialize_response_head(status_code: int, reason: str | None,
         # Values outside latin-1 are sent as UTF-8 rather than refused.
         return b''.join(p.encode('latin-1') if p.isascii() else
                         _encode_value(p) for p in parts)
+
+
+def check_fields(fields: list[tuple[str, str]]) -> None:
+    """Refuse (ValueError) header fields that are not tokens or whose values hold CR,
+    LF or NUL, for servers that frame responses themselves (ASGI, WSGI)."""
+    good = _GOOD_NAMES
+    for name, _ in fields:
+        if name not in good:
+            if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+                raise ValueError(f'invalid header name {name!r}')
+            if len(good) < _GOOD_NAMES_MAX:
+                good.add(name)
+    text = ''.join([value for _, value in fields])
+    if '\r' in text or '\n' in text or '\x00' in text:
+        for name, value in fields:
+            if '\r' in value or '\n' in value or '\x00' in value:
+                raise ValueError('CR, LF or NUL in the value of header ' + name)
 
 
 def _value_text(value: Any) -> str:

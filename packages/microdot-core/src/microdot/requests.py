@@ -7,7 +7,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from .exceptions import HTTPException
 from .streams import AsyncBytesIO, BodyStream, BodyTooLarge
 from .structures import MultiDict, NoCaseDict
-from .urls import decode_path, urldecode_str
+from urllib.parse import unquote
+
+from .urls import urldecode_str
 
 _UNSET: Any = object()
 
@@ -17,6 +19,24 @@ def headers_from_list(pairs: Iterable[Tuple[str, str]]) -> NoCaseDict:
     headers = NoCaseDict()
     keymap = headers.keymap
     for name, value in pairs:
+        lname = name.lower()
+        real = keymap.get(lname)
+        if real is None:
+            keymap[lname] = name
+            dict.__setitem__(headers, name, value)
+        else:
+            sep = '; ' if lname == 'cookie' else ', '
+            dict.__setitem__(headers, real, dict.__getitem__(headers, real) + sep + value)
+    return headers
+
+
+def headers_from_raw(pairs: Iterable[Tuple[bytes, bytes]]) -> NoCaseDict:
+    """Build request headers from latin-1 byte pairs (ASGI), joining repeats."""
+    headers = NoCaseDict()
+    keymap = headers.keymap
+    for raw_name, raw_value in pairs:
+        name = raw_name.decode('latin-1')
+        value = raw_value.decode('latin-1')
         lname = name.lower()
         real = keymap.get(lname)
         if real is None:
@@ -85,39 +105,72 @@ class Request:
                  stream: Any = None, sock: Any = None, url_prefix: str = '',
                  subapp: Any = None, scheme: Optional[str] = None,
                  route: Any = None) -> None:
+        # attributes that are usually left at their class-level default (None) are
+        # only set here when given: request creation is on every request's path
         self.app = app
         self.client_addr = client_addr
         self.method = method
         self.url = url
         self.http_version = http_version
-        if not isinstance(headers, NoCaseDict):
+        if type(headers) is not NoCaseDict and not isinstance(headers, NoCaseDict):
             headers = NoCaseDict(headers or {})
         self.headers = headers
-        self.sock = sock
+        if sock is not None:
+            self.sock = sock
         self.url_prefix = url_prefix
-        self.subapp = subapp
+        if subapp is not None:
+            self.subapp = subapp
         self.scheme = scheme or 'http'
-        self.route = route
-        self.url_args: Optional[Dict[str, Any]] = None
+        if route is not None:
+            self.route = route
         path, _, self.query_string = url.partition('?')
-        self.path = decode_path(path)
-        cl = headers.get('Content-Length')
-        self.content_length = int(cl) if cl and cl.isdigit() else 0
-        self.content_type: Optional[str] = headers.get('Content-Type')
+        self.path = unquote(path, errors='replace') if '%' in path else path
+        keymap = headers.keymap
+        real = keymap.get('content-length')
+        if real is not None:
+            cl = dict.__getitem__(headers, real)
+            self.content_length = int(cl) if cl.isdigit() else 0
+        else:
+            self.content_length = 0
+        real = keymap.get('content-type')
+        self.content_type = dict.__getitem__(headers, real) if real is not None else None
         self._body = body
         self._stream = stream
-        self._args: Optional[MultiDict] = None
-        self._cookies: Optional[Dict[str, str]] = None
-        self._json: Any = _UNSET
-        self._form: Any = None
-        self._files: Any = None
         self.after_request_handlers: List[Any] = []
-        self.g = Request.G()
         if app is not None:
-            for limit in ('max_content_length', 'max_body_length', 'max_readline'):
-                value = getattr(app, limit, None)
-                if value is not None:
-                    setattr(self, limit, value)
+            value = getattr(app, 'max_content_length', None)
+            if value is not None:
+                self.max_content_length = value
+            value = getattr(app, 'max_body_length', None)
+            if value is not None:
+                self.max_body_length = value
+            value = getattr(app, 'max_readline', None)
+            if value is not None:
+                self.max_readline = value
+
+    # per-request state, created on first use (class-level defaults until then)
+    sock: Any = None
+    subapp: Any = None
+    route: Any = None
+    url_args: Optional[Dict[str, Any]] = None
+    _args: Optional[MultiDict] = None
+    _cookies: Optional[Dict[str, str]] = None
+    _json: Any = _UNSET
+    _form: Any = None
+    _files: Any = None
+    _g: Any = None
+
+    @property
+    def g(self) -> Any:
+        """Free-form storage for this request (an empty object on first access)."""
+        g = self._g
+        if g is None:
+            g = self._g = Request.G()
+        return g
+
+    @g.setter
+    def g(self, value: Any) -> None:
+        self._g = value
 
     # -- creation from a byte stream ------------------------------------------------
 

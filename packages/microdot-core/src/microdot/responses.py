@@ -9,6 +9,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Union
 
+from .http11 import reason_phrase
 from .structures import NoCaseDict
 
 try:  # pragma: no cover - optional speed-up
@@ -24,9 +25,7 @@ except ImportError:  # pragma: no cover
         return _json.dumps(obj, separators=(', ', ': ')).encode()
 
 
-def _reason(status_code: int) -> str:
-    from .http11 import REASONS
-    return REASONS.get(status_code, 'Unknown')
+_reason = reason_phrase
 
 
 def _check_header_text(text: str, what: str) -> None:
@@ -82,11 +81,12 @@ class Response:
             body = b''
             status_code = 204
         self.status_code = status_code
-        self.headers = headers if isinstance(headers, NoCaseDict) else NoCaseDict(headers or {})
-        self.reason = reason
-        self.is_head = False
-        self.file_info: Optional[Tuple[str, int, float]] = None
-        if isinstance(body, (dict, list)):
+        self.headers = headers if isinstance(headers, NoCaseDict) else NoCaseDict(headers)
+        if reason is not None:
+            self.reason = reason
+        if type(body) is str:
+            self.body = body.encode()
+        elif isinstance(body, (dict, list)):
             self.body = _dumps(body)
             if 'Content-Type' not in self.headers:
                 self.headers['Content-Type'] = 'application/json'
@@ -94,6 +94,11 @@ class Response:
             self.body = body.encode()
         else:
             self.body = body if body is not None else b''
+
+    # usually left at these class-level defaults
+    reason: Optional[str] = None
+    is_head = False
+    file_info: Optional[Tuple[str, int, float]] = None
 
     # -- cookies --------------------------------------------------------------------
 
@@ -157,13 +162,17 @@ class Response:
 
     def complete(self) -> None:
         """Fill in ``Content-Length`` (for byte bodies) and ``Content-Type``."""
-        if isinstance(self.body, bytes) and 'Content-Length' not in self.headers:
-            self.headers['Content-Length'] = str(len(self.body))
-        if 'Content-Type' not in self.headers:
+        headers = self.headers
+        keymap = headers.keymap
+        if 'content-length' not in keymap and isinstance(self.body, bytes):
+            keymap['content-length'] = 'Content-Length'
+            dict.__setitem__(headers, 'Content-Length', str(len(self.body)))
+        if 'content-type' not in keymap:
             ctype = self.default_content_type
             if 'charset=' not in ctype:
                 ctype += '; charset=UTF-8'
-            self.headers['Content-Type'] = ctype
+            keymap['content-type'] = 'Content-Type'
+            dict.__setitem__(headers, 'Content-Type', ctype)
 
     def reason_phrase(self) -> str:
         """The reason phrase to send: the given one or the standard one."""
@@ -172,12 +181,15 @@ class Response:
     def header_items(self) -> List[Tuple[str, str]]:
         """Headers as ``(name, value)`` pairs, list values expanded."""
         items: List[Tuple[str, str]] = []
-        for name, value in self.headers.items():
-            if isinstance(value, (list, tuple)):
+        append = items.append
+        for name, value in dict.items(self.headers):
+            if type(value) is str:
+                append((name, value))
+            elif isinstance(value, (list, tuple)):
                 for v in value:
-                    items.append((name, str(v)))
+                    append((name, str(v)))
             else:
-                items.append((name, value if isinstance(value, str) else str(value)))
+                append((name, str(value)))
         return items
 
     async def write(self, stream: Any) -> None:

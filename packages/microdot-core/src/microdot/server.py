@@ -404,18 +404,18 @@ class HTTPConnection(asyncio.Protocol):
             while True:
                 self.idle = True
                 try:
-                    timeout = server.keep_alive_timeout if self.parser.at_start \
-                        else server.head_timeout
-                    start = self.loop.time()
-                    while True:
-                        event = self.parser.next_event()
-                        if event is not http11.NEED_DATA:
-                            break
-                        remaining = (server.keep_alive_timeout if self.parser.at_start
-                                     else server.head_timeout) - (self.loop.time() - start)
-                        if remaining <= 0:
-                            raise _Timeout()
-                        await self._wait(remaining)
+                    event = self.parser.next_event()
+                    if event is http11.NEED_DATA:
+                        # deadlines count from the end of the last response
+                        start = self.loop.time()
+                        while event is http11.NEED_DATA:
+                            remaining = (server.keep_alive_timeout if self.parser.at_start
+                                         else server.head_timeout) - \
+                                (self.loop.time() - start)
+                            if remaining <= 0:
+                                raise _Timeout()
+                            await self._wait(remaining)
+                            event = self.parser.next_event()
                 except _Timeout:
                     if not self.parser.at_start:
                         self._write_error(408, None, 'Request Timeout')
@@ -523,7 +523,7 @@ class HTTPConnection(asyncio.Protocol):
             headers.append(('Connection', 'keep-alive'))
         headers.append(('Date', http_date()))
         try:
-            head = http11.serialize_response_head(status, res.reason_phrase(), headers,
+            head = http11.serialize_response_head(status, res.reason, headers,
                                                   version='1.0' if http10 else '1.1')
         except ValueError:
             logger.exception('Invalid response header for %s %s', req.method, req.path)

@@ -78,7 +78,6 @@ class NoCaseDict(dict):
     """
 
     def __init__(self, initial: Any = None) -> None:
-        super().__init__()
         self.keymap: Dict[str, str] = {}
         if initial:
             items = initial.items() if hasattr(initial, 'items') else initial
