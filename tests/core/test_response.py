@@ -771,3 +771,37 @@ def test_static_absolute_path_inside_root(static_dir):
     app.static('/static', str(static_dir))
     res = call(app, 'GET', '/static//etc/passwd')
     assert res.status_code == 404
+
+
+def test_range_starting_past_the_end_is_416(tmp_path):
+    f = tmp_path / 'ten.bin'
+    f.write_bytes(b'0123456789')
+    app = Microdot()
+
+    @app.route('/f')
+    async def handler(req):
+        return Response.send_file(str(f))
+
+    client = TestClient(app)
+    for value in ('bytes=10-', 'bytes=12-20', 'bytes=-0'):
+        res = asyncio.run(client.get('/f', headers={'Range': value}))
+        assert res.status_code == 416, value
+        assert res.headers['Content-Range'] == 'bytes */10'
+    res = asyncio.run(client.get('/f', headers={'Range': 'bytes=8-20'}))
+    assert res.status_code == 206 and res.body == b'89'
+
+
+def test_static_refuses_hidden_files_through_the_404_handler(tmp_path):
+    (tmp_path / '.env').write_text('SECRET=1')
+    (tmp_path / 'ok.txt').write_text('fine')
+    app = Microdot()
+    app.static('/s', str(tmp_path))
+
+    @app.errorhandler(404)
+    async def not_found(req):
+        return 'custom 404', 404
+
+    client = TestClient(app)
+    assert asyncio.run(client.get('/s/ok.txt')).text == 'fine'
+    res = asyncio.run(client.get('/s/.env'))
+    assert (res.status_code, res.text) == (404, 'custom 404')

@@ -9,6 +9,12 @@ from microdot.sse import SSE, sse_response, with_sse
 from microdot.test_client import TestClient
 
 
+
+def values(res):
+    """Event data as the app sent it: decoded JSON, else text (upstream's shape)."""
+    return [e['data_json'] if e['data_json'] is not None else e['data'].decode()
+            for e in res.events]
+
 def run(coro):
     return asyncio.run(coro)
 
@@ -34,7 +40,7 @@ def test_headers_and_plain_event():
     assert res.headers['Cache-Control'] == 'no-cache'
     assert res.headers['X-Accel-Buffering'] == 'no'
     assert res.body == b'data: hello\n\n'
-    assert [e['data'] for e in res.events] == ['hello']
+    assert values(res) == ['hello']
 
 
 def test_every_line_break_starts_a_data_line():
@@ -45,7 +51,7 @@ def test_every_line_break_starts_a_data_line():
     res = get(app_with(events))
     assert res.body == (b'data: a\ndata: b\ndata: c\ndata: d\n\n'
                         b'data: x\ndata: y\ndata: \n\n')
-    assert [e['data'] for e in res.events] == ['a\nb\nc\nd', 'x\ny\n']
+    assert values(res) == ['a\nb\nc\nd', 'x\ny\n']
 
 
 def test_data_cannot_inject_fields_or_events():
@@ -57,10 +63,11 @@ def test_data_cannot_inject_fields_or_events():
     res = get(app_with(events))
     assert len(res.events) == 1
     event = res.events[0]
-    assert set(event) == {'data'}  # no event, id or retry field got through
+    # no event, id or retry field got through
+    assert (event['event'], event['event_id'], event['retry']) == (None, None, None)
     for line in res.body.split(b'\n'):
         assert line == b'' or line.startswith(b'data: ')
-    assert event['data'] == attack.replace('\r', '\n')
+    assert event['data'] == attack.replace('\r', '\n').encode()
 
 
 def test_json_data():
@@ -70,7 +77,7 @@ def test_json_data():
         await sse.send({'text': 'multi\nline'})  # JSON escapes the newline: one line
 
     res = get(app_with(events))
-    assert [e['data'] for e in res.events] == [{'a': 1, 'b': [1, 2]}, [1, 'two'],
+    assert values(res) == [{'a': 1, 'b': [1, 2]}, [1, 'two'],
                                               {'text': 'multi\nline'}]
     assert res.body.count(b'data: ') == 3
 
@@ -86,8 +93,10 @@ def test_event_id_retry_and_comment_fields():
     assert res.body == (b'event: greeting\nid: 42\nretry: 2500\ndata: one\n\n'
                         b': ping\n\n: two\n: lines\n\n'
                         b'id: 7\ndata: two\n\n')
-    assert res.events == [{'event': 'greeting', 'id': '42', 'retry': '2500', 'data': 'one'},
-                          {'id': '7', 'data': 'two'}]
+    assert res.events == [
+        {'event': 'greeting', 'event_id': '42', 'retry': 2.5, 'data': b'one',
+         'data_json': None},
+        {'event': None, 'event_id': '7', 'retry': None, 'data': b'two', 'data_json': None}]
 
 
 @pytest.mark.parametrize('kwargs', [
@@ -120,7 +129,7 @@ def test_sse_response_passes_arguments():
         return sse_response(request, stream, start, step=2)
 
     res = get(app, '/count/10')
-    assert [e['data'] for e in res.events] == [10, 12, 14]
+    assert values(res) == [10, 12, 14]
 
 
 def test_url_arguments_reach_the_event_function():
@@ -131,7 +140,7 @@ def test_url_arguments_reach_the_event_function():
     async def room(request, sse, name):
         await sse.send('welcome to ' + name)
 
-    assert get(app, '/room/lobby').events[0]['data'] == 'welcome to lobby'
+    assert get(app, '/room/lobby').events[0]['data'] == b'welcome to lobby'
 
 
 def test_keepalive_comment_while_idle():
@@ -142,7 +151,7 @@ def test_keepalive_comment_while_idle():
     res = get(app_with(events, keepalive=0.03))
     assert res.body.startswith(b': keep-alive\n\n')
     assert res.body.endswith(b'data: late\n\n')
-    assert [e['data'] for e in res.events] == ['late']
+    assert values(res) == ['late']
 
 
 def test_keepalive_disabled_and_class_default(monkeypatch):
@@ -163,7 +172,7 @@ def test_event_function_error_is_logged_and_ends_stream(caplog):
 
     with caplog.at_level(logging.ERROR, logger='microdot.sse'):
         res = get(app_with(events))
-    assert [e['data'] for e in res.events] == ['before']
+    assert values(res) == ['before']
     assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
 
 
@@ -213,5 +222,5 @@ def test_backpressure_bounds_the_queue(monkeypatch):
             high.append(len(sse.queue))
 
     res = get(app_with(events))
-    assert [e['data'] for e in res.events] == list(range(20))
+    assert values(res) == list(range(20))
     assert max(high) <= 2

@@ -1,6 +1,10 @@
 """microdot.test_client: TestClient and TestResponse."""
 import asyncio
 
+import pytest
+
+import microdot
+
 from microdot import Microdot, Response
 from microdot.test_client import TestClient, TestResponse
 
@@ -160,10 +164,13 @@ def test_cookie_jars_are_per_client():
 def test_event_stream_parsed_into_events():
     res = run(TestClient(make_app()).get('/events'))
     assert res.headers['Content-Type'] == 'text/event-stream'
+    # the same shape as Microdot 2.x's test client gives
     assert res.events == [
-        {'event': 'greeting', 'data': {'hello': 'world'}},
-        {'id': '7', 'data': 'line one\nline two'},
-        {'retry': '1000', 'data': 'last'},
+        {'event': 'greeting', 'event_id': None, 'retry': None,
+         'data': b'{"hello": "world"}', 'data_json': {'hello': 'world'}},
+        {'event': None, 'event_id': '7', 'retry': None,
+         'data': b'line one\nline two', 'data_json': None},
+        {'event': None, 'event_id': None, 'retry': 1.0, 'data': b'last', 'data_json': None},
     ]
     assert res.json is None
 
@@ -190,3 +197,44 @@ def test_scheme_and_host():
 
     res = run(TestClient(app, scheme='https', host='api.example.org').get('/'))
     assert res.json == {'scheme': 'https', 'host': 'api.example.org'}
+
+
+def test_header_values_are_stripped_and_injection_refused():
+    app = microdot.Microdot()
+
+    @app.route('/h')
+    async def h(req):
+        return req.headers.get('Authorization')
+
+    client = TestClient(app)
+    res = run(client.get('/h', headers={'Authorization': 'Basic dXNlcjpwdw==\n'}))
+    assert res.text == 'Basic dXNlcjpwdw=='
+    with pytest.raises(ValueError):
+        run(client.get('/h', headers={'X-Evil': 'a\r\nX-Injected: 1'}))
+
+
+def test_cookies_follow_their_path():
+    app = microdot.Microdot()
+
+    @app.route('/admin/set')
+    async def set_cookie(req):
+        res = microdot.Response('set')
+        res.set_cookie('admin', '1', path='/admin')
+        return res
+
+    @app.route('/admin/drop')
+    async def drop(req):
+        res = microdot.Response('dropped')
+        res.delete_cookie('admin', path='/admin')
+        return res
+
+    @app.route('/<path:p>')
+    async def show(req, p):
+        return req.cookies
+
+    client = TestClient(app)
+    run(client.get('/admin/set'))
+    assert run(client.get('/admin/x')).json == {'admin': '1'}
+    assert run(client.get('/other')).json == {}
+    run(client.get('/admin/drop'))
+    assert run(client.get('/admin/x')).json == {}

@@ -245,15 +245,16 @@ class Microdot:
 
         async def static_file(request: Request, path: str = '') -> Any:
             parts = path.split('/')
-            if any(p in ('..', '.') or '\\' in p or '\0' in p for p in parts):
-                return 'Not found', 404
+            # no traversal, no hidden files (.env, .git ...), no odd characters
+            if any(p.startswith('.') or '\\' in p or '\0' in p for p in parts):
+                _abort(404)
             full = os.path.realpath(os.path.join(root, *[p for p in parts if p]))
             if full != root and not full.startswith(root + os.sep):
-                return 'Not found', 404
+                _abort(404)
             if os.path.isdir(full) and index:
                 full = os.path.join(full, index)
             if not os.path.isfile(full):
-                return 'Not found', 404
+                _abort(404)
             return Response.send_file(full, max_age=max_age)
 
         static_file.__name__ = 'static_' + (url_prefix.strip('/').replace('/', '_') or 'root')

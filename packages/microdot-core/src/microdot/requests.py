@@ -123,7 +123,8 @@ class Request:
         self.scheme = scheme or 'http'
         if route is not None:
             self.route = route
-        path, _, self.query_string = url.partition('?')
+        path, sep, query = url.partition('?')
+        self.query_string = query if sep else None  # None without '?', as Microdot
         self.path = unquote(path, errors='replace') if '%' in path else path
         keymap = headers.keymap
         real = keymap.get('content-length')

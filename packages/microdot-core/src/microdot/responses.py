@@ -330,27 +330,22 @@ def _parse_range(header: str, size: int) -> Union[None, str, Tuple[int, int]]:
     if unit.strip().lower() != 'bytes' or ',' in spec:
         return None  # other units and multiple ranges: send the whole file
     first, sep, last = spec.strip().partition('-')
-    if not sep:
-        return None
-    try:
-        if first == '':
-            suffix = int(last)
-            if suffix <= 0 or not last.isdigit():
-                return 'unsatisfiable' if last.isdigit() else None
-            start, end = max(0, size - suffix), size - 1
-        else:
-            if not first.isdigit() or (last and not last.isdigit()):
-                return None
-            start = int(first)
-            end = int(last) if last else size - 1
-            if end < start:
-                return None
-            end = min(end, size - 1)
-    except ValueError:
-        return None
-    if start >= size or size == 0:
+    if not sep or (first and not first.isdigit()) or (last and not last.isdigit()):
+        return None  # syntactically invalid: ignored, as RFC 9110 allows
+    if not first:
+        if not last:
+            return None
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            return 'unsatisfiable'
+        return max(0, size - suffix), size - 1
+    start = int(first)
+    if start >= size:
         return 'unsatisfiable'
-    return start, end
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    return start, min(end, size - 1)
 
 
 class _LimitedReader:

@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from . import plugins
 
@@ -71,11 +71,11 @@ class Template:
     """
 
     # The configuration, shared by all instances (class-level, like the engines).
-    _engine_name: str = DEFAULT_ENGINE
-    _engine_options: dict[str, Any] = {}
+    _engine_name: ClassVar[str] = DEFAULT_ENGINE
+    _engine_options: ClassVar[dict[str, Any]] = {}
     # The engine class configured for this helper; None until first needed.
-    _engine_class: Any = None
-    _lock = threading.Lock()
+    _engine_class: ClassVar[Any] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def initialize(cls, engine: str | None = None,

@@ -57,21 +57,29 @@ class TestResponse:
 
 
 def parse_sse(text: str) -> List[Dict[str, Any]]:
-    """Parse a ``text/event-stream`` body into events (``data``, ``event``, ``id``...)."""
+    """Parse a ``text/event-stream`` body into events, as Microdot's test client does.
+
+    Each event is ``{'data': bytes, 'data_json': decoded JSON or None, 'event': str or
+    None, 'event_id': str or None, 'retry': seconds or None}``; several ``data:`` lines
+    are joined with newlines; events without data (comments, bare fields) are skipped.
+    """
     events: List[Dict[str, Any]] = []
-    event: Dict[str, Any] = {}
+    fields: Dict[str, Any] = {}
     data: List[str] = []
-    for line in text.replace('\r\n', '\n').split('\n'):
+    for line in text.replace('\r\n', '\n').replace('\r', '\n').split('\n') + ['']:
         if not line:
-            if data or event:
-                if data:
-                    joined = '\n'.join(data)
-                    try:
-                        event['data'] = _json.loads(joined)
-                    except ValueError:
-                        event['data'] = joined
-                events.append(event)
-            event, data = {}, []
+            if data:
+                joined = '\n'.join(data).encode()
+                try:
+                    data_json = _json.loads(joined)
+                except ValueError:
+                    data_json = None
+                retry = fields.get('retry')
+                events.append({'data': joined, 'data_json': data_json,
+                               'event': fields.get('event'), 'event_id': fields.get('id'),
+                               'retry': int(retry) / 1000 if retry and retry.isdigit()
+                               else None})
+            fields, data = {}, []
             continue
         if line.startswith(':'):
             continue
@@ -81,7 +89,7 @@ def parse_sse(text: str) -> List[Dict[str, Any]]:
         if name == 'data':
             data.append(value)
         elif name in ('event', 'id', 'retry'):
-            event[name] = value
+            fields[name] = value
     return events
 
 
@@ -216,6 +224,13 @@ class _WebSocketPeer:
             self.gen.close()
 
 
+def _path_matches(request_path: str, cookie_path: str) -> bool:
+    """RFC 6265 path matching: is ``request_path`` inside ``cookie_path``?"""
+    if request_path == cookie_path or cookie_path == '/':
+        return True
+    return request_path.startswith(cookie_path.rstrip('/') + '/')
+
+
 class TestClient:
     """Send requests to ``app`` in-process; cookies set by responses are kept."""
 
@@ -225,6 +240,7 @@ class TestClient:
                  scheme: Optional[str] = None, host: Optional[str] = None) -> None:
         self.app = app
         self.cookies: Dict[str, str] = dict(cookies or {})
+        self._cookie_paths: Dict[str, str] = {}
         self.scheme = scheme
         self.host = host or 'example.com:1234'
 
@@ -241,14 +257,21 @@ class TestClient:
         if body or method in ('POST', 'PUT', 'PATCH', 'QUERY'):
             headers.setdefault('Content-Length', str(len(body)))
         headers.setdefault('Host', self.host)
-        if self.cookies:
-            jar = '; '.join('%s=%s' % kv for kv in self.cookies.items())
+        request_path = path.partition('?')[0]
+        jar = '; '.join('%s=%s' % (name, value) for name, value in self.cookies.items()
+                        if _path_matches(request_path, self._cookie_paths.get(name, '/')))
+        if jar:
             if 'Cookie' in headers:
                 headers['Cookie'] = headers['Cookie'] + '; ' + jar
             else:
                 headers['Cookie'] = jar
         lines = ['%s %s HTTP/1.1' % (method, path)]
         for name, value in headers.items():
+            if value is None:
+                continue
+            value = str(value).strip()  # e.g. base64 helpers that end in a newline
+            if '\r' in value or '\n' in value:
+                raise ValueError('header %r may not contain CR or LF' % name)
             lines.append('%s: %s' % (name, value))
         return ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1') + body
 
@@ -264,10 +287,14 @@ class TestClient:
             delete = lower.get('max-age', '1').strip() in ('0', '-1') or \
                 'Jan 1970' in lower.get('expires', '') or \
                 'Thu, 01 Jan 1970' in attrs
+            path = lower.get('path') or '/'
             if delete:
-                self.cookies.pop(name, None)
+                if self._cookie_paths.get(name, '/') == path:
+                    self.cookies.pop(name, None)
+                    self._cookie_paths.pop(name, None)
             else:
                 self.cookies[name] = cookie_value
+                self._cookie_paths[name] = path
 
     async def request(self, method: str, path: str, headers: Optional[Dict[str, str]] = None,
                       body: Any = None, sock: Any = None) -> TestResponse:
