@@ -621,3 +621,24 @@ def test_sigterm_during_an_in_flight_request(tmp_path):
     finally:
         server.stop()
     assert 'shutdown hook ran' in server.output
+
+
+def test_start_server_on_a_given_socket():
+    app = make_app()
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    port = listener.getsockname()[1]
+
+    async def main():
+        srv = asyncio.create_task(app.start_server(sock=listener))
+        for _ in range(200):
+            if app.server is not None and app.server.sockets:
+                break
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient() as client:
+            res = await client.get('http://127.0.0.1:%d/' % port)
+        app.shutdown()
+        await asyncio.wait_for(srv, 10)
+        return res.text
+
+    assert asyncio.run(main()) == 'Hello, World!'

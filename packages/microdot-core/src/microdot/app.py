@@ -491,14 +491,16 @@ class Microdot:
         run_app(self, host=host, port=port, debug=debug, ssl=ssl, **options)
 
     async def start_server(self, host: str = '0.0.0.0', port: int = 5000,
-                           debug: bool = False, ssl: Any = None, **options: Any) -> None:
+                           debug: bool = False, ssl: Any = None, sock: Any = None,
+                           **options: Any) -> None:
         """Serve the application on the built-in server inside a running event loop;
-        returns after :meth:`shutdown` once in-flight requests finish."""
+        returns after :meth:`shutdown` once in-flight requests finish. ``sock`` serves
+        an already bound listening socket instead of ``host``/``port``."""
         from .server import Server
         self.debug = debug
         self.server = Server(self, **options)
         try:
-            await self.server.serve(host, port, ssl=ssl)
+            await self.server.serve(host, port, ssl=ssl, sock=sock)
         finally:
             self.server = None
 
