@@ -32,20 +32,8 @@ def headers_from_list(pairs: Iterable[Tuple[str, str]]) -> NoCaseDict:
 
 def headers_from_raw(pairs: Iterable[Tuple[bytes, bytes]]) -> NoCaseDict:
     """Build request headers from latin-1 byte pairs (ASGI), joining repeats."""
-    headers = NoCaseDict()
-    keymap = headers.keymap
-    for raw_name, raw_value in pairs:
-        name = raw_name.decode('latin-1')
-        value = raw_value.decode('latin-1')
-        lname = name.lower()
-        real = keymap.get(lname)
-        if real is None:
-            keymap[lname] = name
-            dict.__setitem__(headers, name, value)
-        else:
-            sep = '; ' if lname == 'cookie' else ', '
-            dict.__setitem__(headers, real, dict.__getitem__(headers, real) + sep + value)
-    return headers
+    return headers_from_list((name.decode('latin-1'), value.decode('latin-1'))
+                             for name, value in pairs)
 
 
 def parse_cookies(header: Optional[str]) -> Dict[str, str]:
