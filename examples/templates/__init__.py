@@ -1,0 +1,1 @@
+"""Template examples (uTemplate and Jinja); see the docstring of each module."""

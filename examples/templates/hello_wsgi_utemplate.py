@@ -1,0 +1,36 @@
+"""Hello world with a uTemplate template, under a WSGI server.
+
+Install:
+
+    pip install 'microdot-wsgi[gunicorn]' microdot-templates
+
+then, from the examples/templates/ folder:
+
+    gunicorn hello_wsgi_utemplate:app
+
+or from the repository root:
+
+    gunicorn examples.templates.hello_wsgi_utemplate:app
+
+Then open http://127.0.0.1:8000 (or http://127.0.0.1:8000/?name=you).
+The template is utemplate/index.html, next to this file.
+"""
+import os
+from html import escape
+
+from microdot.utemplate import Template
+from microdot.wsgi import Microdot
+
+# the templates are next to this module, whatever the current directory is
+HERE = os.path.dirname(os.path.abspath(__file__))
+Template.initialize(os.path.join(HERE, 'utemplate'))
+
+app = Microdot()
+
+
+@app.route('/')
+def index(req):
+    # uTemplate does not escape: user input is escaped before it reaches the page
+    name = escape(req.args.get('name', 'World'))
+    return Template('index.html').render(name=name), \
+        {'Content-Type': 'text/html; charset=UTF-8'}
