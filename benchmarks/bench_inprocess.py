@@ -33,9 +33,9 @@ VENVS = {
 HARNESS = textwrap.dedent('''
     import asyncio, json, sys, time
     N = int(sys.argv[2])
-    ROUTES = int(sys.argv[3])
+    ROUTES = int(sys.argv[3])  # 0: hello world at '/'; N: N routes '/r<i>/<x>'
     KIND, NAME = sys.argv[1].split(':')
-    PATH = '/' if ROUTES == 1 else '/r%d/x' % (ROUTES - 1)
+    PATH = '/' if ROUTES == 0 else '/r%d/x' % (ROUTES - 1)
     BODY = b'Hello, World!'
 
     def build():
@@ -124,7 +124,7 @@ BUILDERS = {
             app.route('/r%d/<x>' % i)(lambda req, x: 'no')
         async def index(req, **kw):
             return 'Hello, World!'
-        app.route(PATH if ROUTES == 1 else '/r%d/<x>' % (ROUTES - 1))(index)
+        app.route('/' if ROUTES == 0 else '/r%d/<x>' % (ROUTES - 1))(index)
         return app''',
     'asgi:upstream-microdot': '''
         from microdot.asgi import Microdot
@@ -133,7 +133,7 @@ BUILDERS = {
             app.route('/r%d/<x>' % i)(lambda req, x: 'no')
         async def index(req, **kw):
             return 'Hello, World!'
-        app.route(PATH if ROUTES == 1 else '/r%d/<x>' % (ROUTES - 1))(index)
+        app.route('/' if ROUTES == 0 else '/r%d/<x>' % (ROUTES - 1))(index)
         return app''',
     'asgi:starlette': '''
         from starlette.applications import Starlette
@@ -144,7 +144,7 @@ BUILDERS = {
         async def index(request):
             return PlainTextResponse('Hello, World!')
         routes = [Route('/r%d/{x}' % i, no) for i in range(ROUTES - 1)]
-        routes.append(Route(PATH if ROUTES == 1 else '/r%d/{x}' % (ROUTES - 1), index))
+        routes.append(Route('/' if ROUTES == 0 else '/r%d/{x}' % (ROUTES - 1), index))
         return Starlette(routes=routes)''',
     'asgi:falcon': '''
         import falcon.asgi
@@ -155,7 +155,7 @@ BUILDERS = {
         app = falcon.asgi.App()
         for i in range(ROUTES - 1):
             app.add_route('/r%d/{x}' % i, R())
-        app.add_route(PATH if ROUTES == 1 else '/r%d/{x}' % (ROUTES - 1), R())
+        app.add_route('/' if ROUTES == 0 else '/r%d/{x}' % (ROUTES - 1), R())
         return app''',
     'wsgi:bare': '''
         def app(environ, start_response):
@@ -169,7 +169,7 @@ BUILDERS = {
             app.route('/r%d/<x>' % i)(lambda req, x: 'no')
         def index(req, **kw):
             return 'Hello, World!'
-        app.route(PATH if ROUTES == 1 else '/r%d/<x>' % (ROUTES - 1))(index)
+        app.route('/' if ROUTES == 0 else '/r%d/<x>' % (ROUTES - 1))(index)
         return app''',
     'wsgi:upstream-microdot': '''
         from microdot.wsgi import Microdot
@@ -178,7 +178,7 @@ BUILDERS = {
             app.route('/r%d/<x>' % i)(lambda req, x: 'no')
         def index(req, **kw):
             return 'Hello, World!'
-        app.route(PATH if ROUTES == 1 else '/r%d/<x>' % (ROUTES - 1))(index)
+        app.route('/' if ROUTES == 0 else '/r%d/<x>' % (ROUTES - 1))(index)
         return app''',
     'wsgi:falcon': '''
         import falcon
@@ -189,21 +189,21 @@ BUILDERS = {
         app = falcon.App()
         for i in range(ROUTES - 1):
             app.add_route('/r%d/{x}' % i, R())
-        app.add_route(PATH if ROUTES == 1 else '/r%d/{x}' % (ROUTES - 1), R())
+        app.add_route('/' if ROUTES == 0 else '/r%d/{x}' % (ROUTES - 1), R())
         return app''',
     'wsgi:bottle': '''
         import bottle
         app = bottle.Bottle()
         for i in range(ROUTES - 1):
             app.route('/r%d/<x>' % i)(lambda x: 'no')
-        app.route(PATH if ROUTES == 1 else '/r%d/<x>' % (ROUTES - 1))(lambda **kw: 'Hello, World!')
+        app.route('/' if ROUTES == 0 else '/r%d/<x>' % (ROUTES - 1))(lambda **kw: 'Hello, World!')
         return app''',
     'wsgi:flask': '''
         import flask
         app = flask.Flask('bench')
         for i in range(ROUTES - 1):
             app.add_url_rule('/r%d/<x>' % i, 'r%d' % i, lambda x: 'no')
-        app.add_url_rule(PATH if ROUTES == 1 else '/r%d/<x>' % (ROUTES - 1), 'index',
+        app.add_url_rule('/' if ROUTES == 0 else '/r%d/<x>' % (ROUTES - 1), 'index',
                          lambda **kw: 'Hello, World!')
         return app''',
 }
@@ -246,15 +246,19 @@ def main() -> None:
         if args.only and kind != args.only:
             continue
         keys = [k for k in BUILDERS if k.startswith(kind + ':')]
-        print('\n%s: CPU µs per request (best of 5 x %d), hello world and 1,000 routes'
-              % (kind.upper(), args.n))
-        print('%-24s %10s %14s %8s' % ('app', '1 route', '1,000 routes', 'ratio'))
+        print('\n%s: CPU µs per request (best of 5 x %d): hello world at /, and the last '
+              'of 1 or 1,000 routes /r<i>/<x>' % (kind.upper(), args.n))
+        print('%-20s %9s %9s %13s %8s' % ('app', 'hello', '1 route', '1,000 routes',
+                                          '1000/1'))
         for key in keys:
-            one = measure(venvs, key, args.n, 1)
-            many = measure(venvs, key, args.n, 1000) \
-                if key.split(':')[1] != 'bare' else one
-            print('%-24s %10.2f %14.2f %7.2fx' % (key.split(':')[1], one, many, many / one),
-                  flush=True)
+            hello = measure(venvs, key, args.n, 0)
+            if key.split(':')[1] == 'bare':
+                one = many = hello
+            else:
+                one = measure(venvs, key, args.n, 1)
+                many = measure(venvs, key, args.n, 1000)
+            print('%-20s %9.2f %9.2f %13.2f %7.2fx' % (key.split(':')[1], hello, one, many,
+                                                      many / one), flush=True)
 
 
 if __name__ == '__main__':
