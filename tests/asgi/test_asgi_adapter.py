@@ -313,3 +313,10 @@ def test_shutdown_signals_only_this_process(monkeypatch):
     monkeypatch.setattr(os, 'killpg', lambda *a: calls.append(('killpg',) + a))
     make_app().shutdown()
     assert calls == [(os.getpid(), signal.SIGTERM)]
+
+
+def test_scope_without_raw_path_uses_the_decoded_path():
+    scope = http_scope('/u/caf\xe9')
+    del scope['raw_path']
+    status, _, body, _ = run(call(make_app(), scope))
+    assert (status, body.decode()) == (200, 'caf\xe9')

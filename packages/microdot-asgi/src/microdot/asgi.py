@@ -12,18 +12,24 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from urllib.parse import quote
 
 from microdot import *  # noqa: F401,F403  (re-exported, as Microdot's asgi module does)
 from microdot import __all__ as _core_all
 from microdot import Microdot as BaseMicrodot
-from microdot.requests import Request, headers_from_list
+from microdot.http11 import check_fields
+from microdot.requests import Request, headers_from_raw
 from microdot.responses import Response, close_body
 from microdot.streams import BodyStream
+# Microdot 2.x's asgi module offers these too (``from microdot.asgi import with_websocket``)
+from microdot.websocket import WebSocket, WebSocketError, websocket_upgrade, with_websocket
+from microdot.ws_protocol import is_valid_close_code
 
 MICRODOT_PLUGIN_API = 1
 
-__all__ = list(_core_all) + ['asgi_adapter', 'ASGIAdapter']
+__all__ = list(_core_all) + ['asgi_adapter', 'ASGIAdapter', 'ASGIWebSocketTransport',
+                             'WebSocket', 'websocket_upgrade', 'with_websocket']
 
 logger = logging.getLogger('microdot.asgi')
 
@@ -57,66 +63,69 @@ class ASGIAdapter:
 
     def make_request(self, scope: Scope, stream: Any) -> Request:
         """Translate an ASGI scope into a ``Request`` (latin-1 headers, root_path)."""
-        root_path = scope.get('root_path', '') or ''
+        root_path = scope.get('root_path') or ''
         raw_path = scope.get('raw_path')
         if raw_path:
             path = raw_path.decode('latin-1')
             if root_path and path.startswith(root_path):
                 path = path[len(root_path):]
         else:
-            from urllib.parse import quote
             path = scope['path']
             if root_path and path.startswith(root_path):
                 path = path[len(root_path):]
             path = quote(path, safe="/:@!$&'()*+,;=~")
-        path = path or '/'
-        query = scope.get('query_string', b'')
-        url = path + '?' + query.decode('latin-1') if query else path
-        headers = headers_from_list((name.decode('latin-1'), value.decode('latin-1'))
-                                    for name, value in scope.get('headers', ()))
+        query = scope.get('query_string')
+        if query:
+            url = (path or '/') + '?' + query.decode('latin-1')
+        else:
+            url = path or '/'
         client = scope.get('client')
         req = Request(self.app, tuple(client) if client else None,
                       scope.get('method', 'GET'), url, scope.get('http_version', '1.1'),
-                      headers, stream=stream, scheme=scope.get('scheme', 'http'))
-        req.root_path = root_path.rstrip('/')
+                      headers_from_raw(scope.get('headers', ())), stream=stream,
+                      scheme=scope.get('scheme', 'http'))
+        if root_path:
+            req.root_path = root_path.rstrip('/')
         req.asgi_scope = scope
         return req
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        disconnected = False
-
-        async def receive_body() -> bytes:
-            nonlocal disconnected, more
-            if not more:
-                return b''
-            message = await receive()
-            if message['type'] == 'http.disconnect':
-                disconnected = True
-                more = False
-                raise _Disconnected()
-            more = message.get('more_body', False)
-            return message.get('body', b'')
-
-        more = True
         req = self.make_request(scope, None)
-        req._stream = BodyStream(receive_body, limit=req.max_content_length)
-        try:
-            await req._read_body()
-        except _Disconnected:
-            return
+        if req.content_length or req.method not in ('GET', 'HEAD') or \
+                'transfer-encoding' in req.headers.keymap or req.http_version[0] in '23':
+            more = True
+
+            async def receive_body() -> bytes:
+                nonlocal more
+                if not more:
+                    return b''
+                message = await receive()
+                if message['type'] == 'http.disconnect':
+                    more = False
+                    raise _Disconnected()
+                more = message.get('more_body', False)
+                return message.get('body', b'')
+
+            req._stream = BodyStream(receive_body, limit=req.max_content_length)
+            try:
+                await req._read_body()
+            except _Disconnected:
+                return
+        else:
+            req._body = b''  # an HTTP/1.x GET or HEAD without framing headers has no body
         res = await self.app.dispatch_request(req)
         if res is Response.already_handled:
             return
-        await self.send_response(req, res, receive, send, lambda: more and not disconnected)
+        await self.send_response(req, res, receive, send)
 
     async def send_response(self, req: Request, res: Response, receive: Receive,
-                            send: Send, body_pending: Callable[[], bool]) -> None:
+                            send: Send) -> None:
         """Send ``res``; a streamed body stops as soon as the client disconnects."""
         try:
             res.complete()
-            headers = [(name.lower().encode('latin-1'), value.encode('latin-1'))
-                       for name, value in res.header_items()
-                       if _check_header(name, value)]
+            items = res.header_items()
+            check_fields(items)
+            headers = [(_wire_name(name), value.encode('latin-1')) for name, value in items]
         except (ValueError, UnicodeEncodeError):
             logger.exception('Invalid response header for %s %s', req.method, req.path)
             close_body(res.body)
@@ -125,19 +134,16 @@ class ASGIAdapter:
             headers = [(n.lower().encode(), v.encode()) for n, v in res.header_items()]
         status = res.status_code
         body = res.body
-        no_body = req.method == 'HEAD' or status in (204, 304) or status < 200
         await send({'type': 'http.response.start', 'status': status, 'headers': headers})
-        if no_body:
+        if req.method == 'HEAD' or status in (204, 304) or status < 200:
             close_body(body)
             await send({'type': 'http.response.body', 'body': b''})
-            return
-        if isinstance(body, bytes):
+        elif type(body) is bytes:
             await send({'type': 'http.response.body', 'body': body})
-            return
-        await self._stream_body(res, receive, send, body_pending)
+        else:
+            await self._stream_body(res, receive, send)
 
-    async def _stream_body(self, res: Response, receive: Receive, send: Send,
-                           body_pending: Callable[[], bool]) -> None:
+    async def _stream_body(self, res: Response, receive: Receive, send: Send) -> None:
         iterator = res.body_iter()
 
         async def pump() -> None:
@@ -176,8 +182,72 @@ class ASGIAdapter:
     # -- websocket ------------------------------------------------------------------
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from microdot.websocket_asgi import serve_websocket  # type: ignore  # noqa
-        await serve_websocket(self, scope, receive, send)
+        """Serve a ``websocket`` scope through the normal dispatch (``with_websocket``
+        routes accept it); a route that does not accept gets an HTTP denial."""
+        message = await receive()
+        if message['type'] != 'websocket.connect':
+            return  # the client left before the handshake completed
+        req = self.make_request(scope, None)
+        req._body = b''
+        req.scheme = 'https' if scope.get('scheme') in ('wss', 'https') else 'http'
+        offered = scope.get('subprotocols')
+        if offered and 'Sec-WebSocket-Protocol' not in req.headers:
+            req.headers['Sec-WebSocket-Protocol'] = ', '.join(offered)
+        transport = ASGIWebSocketTransport(receive, send)
+
+        def factory(request: Request, subprotocols: List[str]) -> ASGIWebSocketTransport:
+            return transport
+
+        req.websocket_transport = factory
+        res = await self.app.dispatch_request(req)
+        if transport.accepted:
+            if res is not Response.already_handled:
+                # e.g. a handler that raised after websocket_upgrade(): end the session
+                close_body(res.body)
+                if not transport.closed:
+                    logger.warning('WebSocket handler for %s ended with an HTTP %d answer; '
+                                   'closing the connection', req.path, res.status_code)
+                    await transport.close(1011, 'internal error')
+            elif not transport.closed:
+                await transport.close()
+            return
+        if transport.closed:
+            return
+        if res is Response.already_handled:
+            await self._deny_with_close(500, send)
+            return
+        await self.deny(req, res, scope, receive, send)
+
+    async def deny(self, req: Request, res: Response, scope: Scope, receive: Receive,
+                   send: Send) -> None:
+        """Answer a WebSocket handshake that no handler accepted with ``res``: as HTTP
+        when the server has the ``websocket.http.response`` extension, else close 1008."""
+        if res.status_code < 200:  # 101 would tell the client the upgrade succeeded
+            logger.error('Cannot refuse a WebSocket on %s with status %d',
+                         req.path, res.status_code)
+            close_body(res.body)
+            res = Response('Internal server error', 500)
+        logger.info('WebSocket on %s refused with %d', req.path, res.status_code)
+        if 'websocket.http.response' not in (scope.get('extensions') or {}):
+            close_body(res.body)
+            await self._deny_with_close(res.status_code, send)
+            return
+
+        async def http_send(message: Dict[str, Any]) -> None:
+            await send(dict(message, type='websocket.' + message['type']))
+
+        async def http_receive() -> Dict[str, Any]:
+            message = await receive()
+            if message['type'] == 'websocket.disconnect':
+                return {'type': 'http.disconnect'}
+            return message
+
+        await self.send_response(req, res, http_receive, http_send)
+
+    async def _deny_with_close(self, status: int, send: Send) -> None:
+        """Refuse without the denial extension: servers answer ``403 Forbidden``."""
+        await send({'type': 'websocket.close', 'code': 1008,
+                    'reason': 'HTTP %d' % status})
 
     # -- lifespan -------------------------------------------------------------------
 
@@ -204,11 +274,134 @@ class ASGIAdapter:
                 return
 
 
+def _closed_error(code: Optional[int], reason: str) -> WebSocketError:
+    """The error ``receive()``/``send()`` raise once the connection is closed."""
+    text = 'WebSocket connection closed (%s%s)' % (code, ': ' + reason if reason else '')
+    return WebSocketError(text, code, reason)
+
+
+def _too_big(data: Union[str, bytes], limit: Optional[int]) -> bool:
+    """Whether ``data`` is over ``limit`` bytes (text counted as UTF-8)."""
+    if limit is None or len(data) <= limit // 4:
+        return False
+    if isinstance(data, str):
+        return len(data) > limit or len(data.encode('utf-8', 'surrogatepass')) > limit
+    return len(data) > limit
+
+
+def _cut_reason(reason: str) -> str:
+    """A close reason that fits a Close frame (123 bytes of UTF-8)."""
+    raw = reason.encode('utf-8')
+    return raw[:123].decode('utf-8', 'ignore') if len(raw) > 123 else reason
+
+
+class ASGIWebSocketTransport:
+    """The WebSocket transport (see ``microdot.websocket``) over ASGI ``websocket.*``
+    events; the server does the framing, pings and closing handshake."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        #: Largest message accepted (``None``: no limit); set by ``websocket_upgrade``.
+        self.max_message_size: Optional[int] = None
+        self.accepted = False
+        self.closed = False
+        self.close_code: Optional[int] = None
+        self.close_reason = ''
+
+    def _mark_closed(self, code: Optional[int], reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.close_code = code
+            self.close_reason = reason
+
+    async def accept(self, subprotocol: Optional[str] = None,
+                     headers: Sequence[Tuple[str, str]] = ()) -> None:
+        """Send ``websocket.accept`` (the server adds ``Sec-WebSocket-Protocol``)."""
+        if self.accepted or self.closed:
+            raise RuntimeError('this WebSocket was already accepted or closed')
+        message: Dict[str, Any] = {
+            'type': 'websocket.accept', 'subprotocol': subprotocol,
+            'headers': [(name.lower().encode('latin-1'), value.encode('latin-1'))
+                        for name, value in headers if _check_header(name, value)
+                        and name.lower() != 'sec-websocket-protocol']}
+        try:
+            await self._send(message)
+        except Exception as exc:
+            self._mark_closed(1006, 'connection lost')
+            raise _closed_error(1006, 'connection lost') from exc
+        self.accepted = True
+
+    async def receive(self) -> Union[str, bytes]:
+        """The next message: ``text`` as str, ``bytes`` as bytes, whichever is set."""
+        while True:
+            if self.closed:
+                raise _closed_error(self.close_code, self.close_reason)
+            message = await self._receive()
+            kind = message['type']
+            if kind == 'websocket.disconnect':
+                self._mark_closed(message.get('code') or 1005, message.get('reason') or '')
+                raise _closed_error(self.close_code, self.close_reason)
+            if kind != 'websocket.receive' or self.closed:
+                continue
+            data = message.get('bytes')
+            if data is None:
+                data = message.get('text')
+                if data is None:
+                    continue
+            elif not isinstance(data, bytes):
+                data = bytes(data)
+            if _too_big(data, self.max_message_size):
+                await self.close(1009, 'message too big')
+                raise _closed_error(1009, 'message too big')
+            return data
+
+    async def send(self, data: Union[str, bytes]) -> None:
+        """Send ``websocket.send``: text for str, binary for bytes."""
+        if self.closed:
+            raise _closed_error(self.close_code, self.close_reason)
+        if isinstance(data, str):
+            message: Dict[str, Any] = {'type': 'websocket.send', 'text': data}
+        else:
+            message = {'type': 'websocket.send', 'bytes': bytes(data)}
+        try:
+            await self._send(message)
+        except Exception as exc:  # the server's "client disconnected" error
+            self._mark_closed(1006, 'connection lost')
+            raise _closed_error(1006, 'connection lost') from exc
+
+    async def close(self, code: int = 1000, reason: str = '') -> None:
+        """Send ``websocket.close`` once (before ``accept``, servers answer 403)."""
+        if self.closed:
+            return
+        if not is_valid_close_code(code):
+            raise ValueError('close code %d cannot be sent' % code)
+        reason = _cut_reason(reason or '')
+        self._mark_closed(code, reason)
+        try:
+            await self._send({'type': 'websocket.close', 'code': code, 'reason': reason})
+        except Exception:  # already gone: nothing left to close
+            logger.debug('WebSocket already closed by the server', exc_info=True)
+
+
 def _check_header(name: str, value: str) -> bool:
-    if '\r' in value or '\n' in value or '\0' in value or not name or \
-            any(c in name for c in ' \t\r\n:\0'):
-        raise ValueError('invalid response header %r: %r' % (name, value))
+    """Refuse (ValueError) a header that could inject lines; True otherwise."""
+    check_fields([(name, value)])
     return True
+
+
+_WIRE_NAMES: Dict[str, bytes] = {}
+
+
+def _wire_name(name: str) -> bytes:
+    """A header name as ASGI wants it (lower-case bytes), cached."""
+    try:
+        return _WIRE_NAMES[name]
+    except KeyError:
+        value = name.lower().encode('latin-1')
+        if len(_WIRE_NAMES) < 1024:
+            _WIRE_NAMES[name] = value
+        return value
 
 
 def asgi_adapter(app: Any) -> ASGIAdapter:
