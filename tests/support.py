@@ -4,6 +4,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,3 +92,48 @@ def serve(args, port, **kwargs):
 
 def python_cmd(*args):
     return [sys.executable, *args]
+
+
+@contextmanager
+def live_server(app, host='127.0.0.1', ssl_context=None, **options):
+    """Run the built-in server for ``app`` on a free port, in a thread with its own
+    event loop (uvloop when installed, as ``run()`` does); always stopped.
+
+    Yields the ``Server`` with ``host``, ``port``, ``loop``, ``url`` and ``ws_url`` set.
+    """
+    from microdot.server import Server, _new_event_loop
+    server = Server(app, **options)
+    port = free_port(host)
+    loop = _new_event_loop()
+    started = threading.Event()
+    errors = []
+
+    async def main():
+        try:
+            await server.start(host, port, ssl=ssl_context)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            started.set()
+            return
+        started.set()
+        try:
+            await server._stop_event.wait()
+        finally:
+            await server.stop()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    assert started.wait(10), 'server did not start'
+    if errors:
+        raise errors[0]
+    netloc = '[%s]:%d' % (host, port) if ':' in host else '%s:%d' % (host, port)
+    server.host, server.port, server.loop = host, port, loop
+    server.url = 'http://' + netloc
+    server.ws_url = 'ws://' + netloc
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(server.shutdown)
+        thread.join(15)
+        assert not thread.is_alive(), 'server did not stop'
+        loop.close()

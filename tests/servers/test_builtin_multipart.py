@@ -1,56 +1,16 @@
 """Real multipart uploads through the built-in server (httpx client, loopback socket)."""
-import asyncio
 import hashlib
 import os
 import tempfile
-import threading
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
 from microdot import Microdot
 from microdot.multipart import FileUpload, FormDataIter, with_form_data
-from microdot.server import Server
-from support import free_port
+from support import live_server
 
 SIZE = 20 * 1024 * 1024 + 12345
-
-
-@contextmanager
-def live_server(app, host='127.0.0.1'):
-    """Run ``Server(app)`` on a free port in a thread with its own event loop."""
-    server = Server(app)
-    port = free_port(host)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    errors = []
-
-    async def main():
-        try:
-            await server.start(host, port)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            started.set()
-            return
-        started.set()
-        try:
-            await server._stop_event.wait()
-        finally:
-            await server.stop()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    assert started.wait(10), 'server did not start'
-    if errors:
-        raise errors[0]
-    try:
-        yield 'http://%s:%d' % (host, port)
-    finally:
-        loop.call_soon_threadsafe(server.shutdown)
-        thread.join(15)
-        assert not thread.is_alive(), 'server did not stop'
-        loop.close()
 
 
 @pytest.fixture
@@ -119,7 +79,8 @@ def test_20mb_upload_with_form_data(tmp_path, upload_file, system_tmp):
     path, digest = upload_file
     dest = tmp_path / 'dest'
     dest.mkdir()
-    with live_server(make_app(str(dest))) as url:
+    with live_server(make_app(str(dest))) as srv:
+        url = srv.url
         with open(path, 'rb') as f, httpx.Client(timeout=60) as client:
             res = client.post(url + '/upload', data={'note': ['one', 'two']},
                               files=[('file', ('big file.bin', f,
@@ -137,7 +98,8 @@ def test_20mb_upload_streamed_with_form_data_iter(tmp_path, upload_file, system_
     path, digest = upload_file
     dest = tmp_path / 'dest'
     dest.mkdir()
-    with live_server(make_app(str(dest))) as url:
+    with live_server(make_app(str(dest))) as srv:
+        url = srv.url
         with open(path, 'rb') as f, httpx.Client(timeout=60) as client:
             res = client.post(url + '/stream', data={'before': 'x'},
                               files={'file': ('f.bin', f)})
@@ -150,7 +112,8 @@ def test_upload_over_the_limit_is_413(tmp_path, upload_file):
     path, _ = upload_file
     app = make_app(str(tmp_path))
     app.max_content_length = 1024 * 1024
-    with live_server(app) as url:
+    with live_server(app) as srv:
+        url = srv.url
         with open(path, 'rb') as f, httpx.Client(timeout=60) as client:
             try:
                 res = client.post(url + '/upload', files={'file': ('f.bin', f)})
@@ -160,7 +123,8 @@ def test_upload_over_the_limit_is_413(tmp_path, upload_file):
 
 
 def test_malformed_upload_is_400(tmp_path):
-    with live_server(make_app(str(tmp_path))) as url:
+    with live_server(make_app(str(tmp_path))) as srv:
+        url = srv.url
         res = httpx.post(url + '/upload', content=b'--x\r\nno headers end',
                          headers={'Content-Type': 'multipart/form-data; boundary=x'})
         assert res.status_code == 400

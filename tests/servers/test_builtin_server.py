@@ -15,9 +15,9 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from microdot import Microdot, Request, Response
-from microdot.server import Server
-from support import ROOT, ServerProcess, free_port
+from microdot import Microdot
+from support import ServerProcess, free_port
+from support import live_server as _live_server
 
 
 def make_app():
@@ -53,43 +53,10 @@ def make_app():
 
 
 @contextmanager
-def live_server(app=None, host='127.0.0.1', ssl_context=None, **options):
-    """Run ``Server(app)`` on a free port in a thread with its own event loop."""
-    app = app or make_app()
-    server = Server(app, **options)
-    port = free_port(host)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    errors = []
-
-    async def main():
-        try:
-            await server.start(host, port, ssl=ssl_context)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            started.set()
-            return
-        started.set()
-        try:
-            await server._stop_event.wait()
-        finally:
-            await server.stop()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    assert started.wait(10), 'server did not start'
-    if errors:
-        raise errors[0]
-    server.port = port
-    server.host = host
-    server.loop = loop
-    try:
+def live_server(app=None, **kwargs):
+    """The built-in server for ``app`` (default: :func:`make_app`), in a thread."""
+    with _live_server(app or make_app(), **kwargs) as server:
         yield server
-    finally:
-        loop.call_soon_threadsafe(server.shutdown)
-        thread.join(15)
-        assert not thread.is_alive(), 'server did not stop'
-        loop.close()
 
 
 def connect(server, timeout=5):

@@ -4,7 +4,6 @@ import base64
 import os
 import socket
 import threading
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -13,50 +12,9 @@ from websockets.sync.client import connect as ws_connect
 
 from microdot import Microdot
 from microdot import ws_protocol as wsp
-from microdot.server import Server, _new_event_loop
 from microdot.sse import with_sse
 from microdot.websocket import WebSocketError, with_websocket
-from support import free_port
-
-
-@contextmanager
-def live_server(app, host='127.0.0.1', **options):
-    """Run ``Server(app)`` on a free port in a thread with its own event loop."""
-    server = Server(app, **options)
-    port = free_port(host)
-    loop = _new_event_loop()  # uvloop when installed, as run() does
-    started = threading.Event()
-    errors = []
-
-    async def main():
-        try:
-            await server.start(host, port)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            started.set()
-            return
-        started.set()
-        try:
-            await server._stop_event.wait()
-        finally:
-            await server.stop()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    assert started.wait(10), 'server did not start'
-    if errors:
-        raise errors[0]
-    server.port = port
-    server.loop = loop
-    server.url = 'http://%s:%d' % (host, port)
-    server.ws_url = 'ws://%s:%d' % (host, port)
-    try:
-        yield server
-    finally:
-        loop.call_soon_threadsafe(server.shutdown)
-        thread.join(15)
-        assert not thread.is_alive(), 'server did not stop'
-        loop.close()
+from support import live_server
 
 
 def make_app():
