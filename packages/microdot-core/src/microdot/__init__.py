@@ -9,7 +9,7 @@ from pkgutil import extend_path
 # contribute their modules to this package.
 __path__ = extend_path(__path__, __name__)
 
-from .app import Microdot, invoke_handler  # noqa: E402
+from .app import Microdot, invoke_handler  # noqa: E402,F401
 from .exceptions import HTTPException, abort  # noqa: E402
 from .helpers import iscoroutine  # noqa: E402
 from .requests import Request  # noqa: E402

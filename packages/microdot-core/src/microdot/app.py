@@ -7,12 +7,11 @@ adapters all go through it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import os
 import traceback
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .exceptions import HTTPException, abort as _abort
 from .helpers import iscoroutine

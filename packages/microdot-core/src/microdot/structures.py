@@ -1,7 +1,7 @@
 """Dictionaries for HTTP data: multi-valued (query/form) and case-insensitive (headers)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 
 class MultiDict(dict):

@@ -3,7 +3,7 @@ the application's dispatch, without a socket."""
 from __future__ import annotations
 
 import json as _json
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional
 
 from . import ws_protocol as _wsp
 from .requests import Request, parse_cookies
