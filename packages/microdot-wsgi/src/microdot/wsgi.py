@@ -8,6 +8,12 @@ Threading: each server thread gets its own event loop, never shared, so threaded
 workers (gunicorn ``gthread``, waitress) are safe. A request is driven synchronously
 in the server's thread: ``def`` handlers and hooks run inline, and the dispatch moves
 onto the thread's event loop only when it reaches an ``async def`` handler or hook.
+
+WebSocket: under gunicorn's ``sync`` and ``gthread`` workers the adapter takes over
+the connection's socket (``environ['gunicorn.socket']``) for the session, which runs
+on the thread's event loop and occupies that worker thread until it ends. Servers
+that expose no socket (waitress, wsgiref) answer WebSocket handshakes with ``501``.
+SSE and other streamed bodies go to the server chunk by chunk, as they are produced.
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ import atexit
 import logging
 import os
 import signal
+import socket
+import ssl
 import threading
 import types
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -28,10 +36,15 @@ from microdot.app import SWITCH_TO_LOOP
 from microdot.requests import Request, headers_from_list
 from microdot.responses import Response, _LimitedReader, close_body
 from microdot.streams import BodyStream
+from microdot import ws_protocol as wsp
+# Microdot 2.x's wsgi module offers these too (``from microdot.wsgi import with_websocket``)
+from microdot.websocket import (FramedTransport, WebSocket, websocket_upgrade,  # noqa: F401
+                                with_websocket)
 
 MICRODOT_PLUGIN_API = 1
 
-__all__ = list(_core_all) + ['wsgi_adapter', 'WSGIAdapter']
+__all__ = list(_core_all) + ['wsgi_adapter', 'WSGIAdapter', 'WebSocket', 'websocket_upgrade',
+                              'with_websocket']
 
 logger = logging.getLogger('microdot.wsgi')
 
@@ -123,9 +136,13 @@ class WSGIAdapter:
         query = environ.get('QUERY_STRING', '')
         url = path + '?' + query if query else path
         pairs: List[Tuple[str, str]] = []
+        names = _HEADER_NAMES
         for key, value in environ.items():
-            if key.startswith('HTTP_'):
-                pairs.append((key[5:].replace('_', '-').title(), value))
+            name = names.get(key)
+            if name is None:
+                name = _header_name(key)
+            if name:
+                pairs.append((name, value))
         ctype = environ.get('CONTENT_TYPE')
         if ctype:
             pairs.append(('Content-Type', ctype))
@@ -176,10 +193,32 @@ class WSGIAdapter:
                                                ('Content-Length', '11')])
             return [b'Bad request']
         req = self.make_request(environ)
+        if 'HTTP_UPGRADE' in environ:
+            return self._upgrade(req, environ, start_response)
         if req._stream is not None:
             self.run(req._read_body())
         res = self.run(self.app.dispatch_request(req))
         return self.respond(req, res, environ, start_response)
+
+    def _upgrade(self, req: Request, environ: Dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Dispatch a request that asks for a protocol upgrade: a WebSocket route
+        takes the connection over (see :class:`SocketTakeover`)."""
+        takeover = req.websocket_transport = SocketTakeover(environ, start_response)
+        try:
+            if req._stream is not None:
+                self.run(req._read_body())
+            res = self.run(self.app.dispatch_request(req))
+        except BaseException:
+            if takeover.claimed:  # e.g. gunicorn's worker timeout (SystemExit)
+                takeover.release(wsp.CLOSE_GOING_AWAY)
+            raise
+        if not takeover.claimed:
+            return self.respond(req, res, environ, start_response)
+        takeover.release(wsp.CLOSE_INTERNAL_ERROR if res.status_code >= 500
+                         else wsp.CLOSE_NORMAL)
+        close_body(res.body)
+        return []  # the 101 head and the frames went out on the socket directly
 
     def respond(self, req: Request, res: Response, environ: Dict[str, Any],
                 start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -210,6 +249,18 @@ class WSGIAdapter:
                 not isinstance(body, _LimitedReader) and hasattr(body, 'fileno'):
             return wrapper(body, res.send_file_buffer_size)
         return _BodyIterable(self, res)
+
+
+#: environ key -> header name ('' for keys that are not headers), filled as seen
+_HEADER_NAMES: Dict[str, str] = {}
+
+
+def _header_name(key: str) -> str:
+    """The header name for an environ key (``HTTP_X_FOO`` -> ``X-Foo``), or ''."""
+    name = key[5:].replace('_', '-').title() if key.startswith('HTTP_') else ''
+    if len(_HEADER_NAMES) < 2048:
+        _HEADER_NAMES[key] = name
+    return name
 
 
 def clen_invalid(environ: Dict[str, Any]) -> bool:
@@ -244,6 +295,194 @@ class _BodyIterable:
             loop.run_until_complete(self.iterator.aclose())
         except Exception:  # pragma: no cover - logged, the response is over anyway
             logger.exception('Error while closing a response body')
+
+
+# -- WebSocket over a socket taken from the server ---------------------------------------
+
+_READ_BLOCKED = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
+_WRITE_BLOCKED = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
+#: What the gunicorn response object (``start_response.__self__``) must offer.
+_GUNICORN_RESPONSE_API = ('headers_sent', 'chunked', 'force_close')
+
+
+def _wake_up(waiter: asyncio.Future) -> None:
+    """Reader/writer callback: the socket is ready."""
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class SocketStream:
+    """Async reader/writer for :class:`FramedTransport` over a non-blocking server socket
+    (plain or TLS), waiting on the thread's loop so one task can send while another reads."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.closed = False
+        #: True while a write is under way (a frame may be half sent).
+        self.writing = False
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    async def _ready(self, writable: bool) -> None:
+        """Wait until the socket is readable (or writable)."""
+        loop = self._loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        if writable:
+            loop.add_writer(self.fd, _wake_up, waiter)
+        else:
+            loop.add_reader(self.fd, _wake_up, waiter)
+        try:
+            await waiter
+        finally:
+            if writable:
+                loop.remove_writer(self.fd)
+            else:
+                loop.remove_reader(self.fd)
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (64 KiB when ``n`` < 0); ``b''`` at end of stream."""
+        size = n if n is not None and n >= 0 else 65536
+        while True:
+            try:
+                return self.sock.recv(size)
+            except _READ_BLOCKED:
+                await self._ready(False)
+            except ssl.SSLWantWriteError:  # TLS renegotiation
+                await self._ready(True)
+
+    async def readexactly(self, n: int) -> bytes:
+        """Exactly ``n`` bytes; raises ``asyncio.IncompleteReadError`` at end of stream."""
+        data = b''
+        while len(data) < n:
+            chunk = await self.read(n - len(data))
+            if not chunk:
+                raise asyncio.IncompleteReadError(data, n)
+            data += chunk
+        return data
+
+    async def awrite(self, data: bytes) -> None:
+        """Send all of ``data``."""
+        if self.closed:
+            raise BrokenPipeError('the WebSocket connection is closed')
+        view = memoryview(data)
+        self.writing = True
+        try:
+            while view:
+                try:
+                    sent = self.sock.send(view)
+                except _WRITE_BLOCKED:
+                    await self._ready(True)
+                    continue
+                except ssl.SSLWantReadError:  # TLS renegotiation
+                    await self._ready(False)
+                    continue
+                view = view[sent:]
+        finally:
+            self.writing = False
+
+    def send_now(self, data: bytes) -> None:
+        """Best-effort send without waiting (a last Close frame); errors are ignored."""
+        if self.closed or self.writing:
+            return
+        try:
+            self.sock.send(data)
+        except OSError:
+            pass
+
+    async def aclose(self) -> None:
+        """End the session: half-close, so the server's FIN goes first (RFC 6455
+        section 7.1.1); the server drains and closes the socket after the request."""
+        self.close()
+
+    def close(self) -> None:
+        """Half-close once (see :meth:`aclose`)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:  # already gone
+            pass
+
+    def detach(self) -> None:
+        """Forget the socket in the event loop (waits abandoned by an interrupted
+        session), so a later socket reusing the descriptor is not confused with it."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self.fd)
+            loop.remove_writer(self.fd)
+
+
+class SocketTakeover:
+    """``request.websocket_transport`` factory running a WebSocket on gunicorn's
+    ``environ['gunicorn.socket']``; servers without one get ``501`` (see README)."""
+
+    def __init__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> None:
+        self.environ = environ
+        self.start_response = start_response
+        self.claimed = False
+        self.stream: Optional[SocketStream] = None
+        self.transport: Optional[FramedTransport] = None
+        self._timeout: Optional[float] = None
+
+    def _gunicorn_response(self) -> Any:
+        """gunicorn's response object, if this is gunicorn and it can be taken over."""
+        response = getattr(self.start_response, '__self__', None)
+        if all(hasattr(response, name) for name in _GUNICORN_RESPONSE_API):
+            return response
+        return None
+
+    def __call__(self, request: Request, subprotocols: Optional[List[str]] = None
+                 ) -> FramedTransport:
+        """Validate the handshake, then claim the connection: gunicorn's response is
+        marked sent (we write the 101), unframed and closing, so it adds nothing."""
+        accept, chosen = wsp.check_handshake(request.method, request.http_version,
+                                             request.headers.get, subprotocols or ())
+        sock = self.environ.get('gunicorn.socket')
+        response = self._gunicorn_response() if sock is not None else None
+        if response is None:
+            server = self.environ.get('SERVER_SOFTWARE') or 'this WSGI server'
+            logger.warning('WebSocket request for %s refused with 501: %s exposes no '
+                           'socket to take over; serve WebSocket routes with gunicorn '
+                           '(sync or gthread workers) or an ASGI server', request.path,
+                           server)
+            raise wsp.HandshakeError(
+                501, 'WebSocket is not available on %s: this WSGI server exposes no '
+                'socket that can be taken over; run the application with gunicorn '
+                '(sync or gthread workers) or under an ASGI server such as uvicorn'
+                % server)
+        self.start_response('101 Switching Protocols',
+                            wsp.handshake_response_headers(accept, chosen))
+        response.headers_sent = True  # FramedTransport.accept() writes the head
+        response.chunked = False      # WebSocket frames follow, not an HTTP body
+        response.force_close()        # never back to HTTP keep-alive
+        self.claimed = True
+        self._timeout = sock.gettimeout()
+        sock.setblocking(False)
+        self.stream = SocketStream(sock)
+        self.transport = FramedTransport(self.stream, self.stream, accept_key=accept)
+        return self.transport
+
+    def release(self, code: int = wsp.CLOSE_NORMAL) -> None:
+        """Give the socket back (blocking again); a session left open (worker timeout,
+        failed ``websocket_upgrade`` handler) gets a last Close ``code`` if safe."""
+        stream, transport = self.stream, self.transport
+        if stream is None or transport is None:
+            return
+        if not transport.closed:
+            reason = 'server going away' if code == wsp.CLOSE_GOING_AWAY else ''
+            try:
+                frame = transport.conn.close(code, reason)
+            except Exception:  # pragma: no cover - codec state already closed
+                frame = b''
+            if frame:
+                stream.send_now(frame)
+            stream.close()
+            stream.detach()
+        try:
+            stream.sock.settimeout(self._timeout)
+        except OSError:  # pragma: no cover - closed already
+            pass
 
 
 def wsgi_adapter(app: Any) -> WSGIAdapter:
