@@ -609,3 +609,29 @@ def test_start_server_on_a_given_socket():
         return res.text
 
     assert asyncio.run(main()) == 'Hello, World!'
+
+
+def test_client_half_close_stops_a_streaming_body():
+    app = make_app()
+    closed = threading.Event()
+
+    @app.route('/forever')
+    async def forever(req):
+        async def gen():
+            try:
+                yield 'first\n'
+                await asyncio.Event().wait()  # idle: nothing more to send
+            finally:
+                closed.set()
+        return gen()
+
+    with live_server(app) as server:
+        s = connect(server)
+        s.sendall(b'GET /forever HTTP/1.1\r\nHost: x\r\n\r\n')
+        s.settimeout(5)
+        data = b''
+        while b'first' not in data:
+            data += s.recv(1024)
+        s.shutdown(socket.SHUT_WR)
+        assert closed.wait(5), 'the generator was not stopped'
+        s.close()

@@ -288,6 +288,10 @@ class HTTPConnection(asyncio.Protocol):
             self._raw_eof = True
         else:
             self.parser.feed(b'')
+            if self.streaming and self.task is not None and not self.task.done():
+                # a client that stops sending while a body streams to it (SSE, a
+                # download) has gone: stop the generator now, not at the next write
+                self.task.cancel()
         self._wake()
         return True
 
