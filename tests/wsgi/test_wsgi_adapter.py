@@ -147,8 +147,14 @@ def test_body_and_chunked_input():
     assert body == b'hello'
     status, _, body = call(app, '/echo', 'POST', validate=False,
                            **{'wsgi.input': io.BytesIO(b'chunked body'),
-                              'wsgi.input_terminated': True})
+                              'wsgi.input_terminated': True,
+                              'HTTP_TRANSFER_ENCODING': 'chunked'})
     assert body == b'chunked body'
+    # a request without framing headers has no body, even if the input has bytes
+    status, _, body = call(app, '/echo', 'POST', validate=False,
+                           **{'wsgi.input': io.BytesIO(b'stray'),
+                              'wsgi.input_terminated': True})
+    assert body == b''
 
 
 def test_large_body_streamed_from_wsgi_input_and_limit_413():

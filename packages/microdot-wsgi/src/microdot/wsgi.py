@@ -164,8 +164,11 @@ class WSGIAdapter:
         req.on_loop = False
         stream = environ.get('wsgi.input')
         declared = int(clen) if clen.isdigit() else None
-        if stream is not None and (declared or (declared is None and
-                                                environ.get('wsgi.input_terminated'))):
+        # a body without Content-Length is read to its end only when the server says
+        # it ends the input (wsgi.input_terminated) and the request is chunked
+        if stream is not None and (declared or (
+                declared is None and 'HTTP_TRANSFER_ENCODING' in environ
+                and environ.get('wsgi.input_terminated'))):
             remaining = [declared]
 
             async def receive() -> bytes:
