@@ -431,7 +431,10 @@ class Microdot(BaseMicrodot):
         self._asgi = ASGIAdapter(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._asgi(scope, receive, send)
+        if scope['type'] == 'http':  # the common case, one call less
+            await self._asgi.http(scope, receive, send)
+        else:
+            await self._asgi(scope, receive, send)
 
     def shutdown(self) -> None:
         """Stop serving: the built-in server if running, else ask this process's ASGI

@@ -20,20 +20,33 @@ def headers_from_list(pairs: Iterable[Tuple[str, str]]) -> NoCaseDict:
     keymap = headers.keymap
     for name, value in pairs:
         lname = name.lower()
-        real = keymap.get(lname)
-        if real is None:
+        if lname in keymap:
+            _join_header(headers, keymap[lname], lname, value)
+        else:
             keymap[lname] = name
             dict.__setitem__(headers, name, value)
-        else:
-            sep = '; ' if lname == 'cookie' else ', '
-            dict.__setitem__(headers, real, dict.__getitem__(headers, real) + sep + value)
     return headers
 
 
 def headers_from_raw(pairs: Iterable[Tuple[bytes, bytes]]) -> NoCaseDict:
     """Build request headers from latin-1 byte pairs (ASGI), joining repeats."""
-    return headers_from_list((name.decode('latin-1'), value.decode('latin-1'))
-                             for name, value in pairs)
+    headers = NoCaseDict()
+    keymap = headers.keymap
+    for raw_name, raw_value in pairs:
+        name = raw_name.decode('latin-1')
+        lname = name.lower()
+        if lname in keymap:
+            _join_header(headers, keymap[lname], lname, raw_value.decode('latin-1'))
+        else:
+            keymap[lname] = name
+            dict.__setitem__(headers, name, raw_value.decode('latin-1'))
+    return headers
+
+
+def _join_header(headers: NoCaseDict, real: str, lname: str, value: str) -> None:
+    """Append a repeated field's value: cookies with ``; ``, others with ``, ``."""
+    sep = '; ' if lname == 'cookie' else ', '
+    dict.__setitem__(headers, real, dict.__getitem__(headers, real) + sep + value)
 
 
 def parse_cookies(header: Optional[str]) -> Dict[str, str]:
