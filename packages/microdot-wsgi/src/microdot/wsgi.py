@@ -33,7 +33,9 @@ from microdot import *  # noqa: F401,F403  (re-exported, as Microdot's wsgi modu
 from microdot import __all__ as _core_all
 from microdot import Microdot as BaseMicrodot
 from microdot.app import SWITCH_TO_LOOP
-from microdot.requests import Request, headers_from_list
+from microdot.http11 import check_fields
+from microdot.requests import Request
+from microdot.structures import NoCaseDict
 from microdot.responses import Response, _LimitedReader, close_body
 from microdot.streams import BodyStream
 from microdot import ws_protocol as wsp
@@ -68,6 +70,10 @@ class WSGIAdapter:
         self.app = app
         self._local = threading.local()
         self._started_pid: Optional[int] = None
+        #: True once this process ran the startup hooks; reset in forked children
+        self._started = False
+        if hasattr(os, 'register_at_fork'):
+            os.register_at_fork(after_in_child=self._forked)
         self._start_lock = threading.Lock()
 
     # -- per-thread event loop ------------------------------------------------------
@@ -111,7 +117,11 @@ class WSGIAdapter:
             finally:
                 loop.close()
             self._started_pid = pid
+            self._started = True
             atexit.register(self._run_shutdown, pid)
+
+    def _forked(self) -> None:
+        self._started = False
 
     def _run_shutdown(self, pid: int) -> None:
         if os.getpid() != pid:
@@ -135,21 +145,24 @@ class WSGIAdapter:
             path = quote(path.encode('latin-1'), safe=_SAFE_PATH)
         query = environ.get('QUERY_STRING', '')
         url = path + '?' + query if query else path
-        pairs: List[Tuple[str, str]] = []
+        headers = NoCaseDict()
+        keymap = headers.keymap
         names = _HEADER_NAMES
-        for key, value in environ.items():
+        for key, value in environ.items():  # environ keys are unique: no repeats
             name = names.get(key)
             if name is None:
                 name = _header_name(key)
             if name:
-                pairs.append((name, value))
+                keymap[name[1]] = name[0]
+                dict.__setitem__(headers, name[0], value)
         ctype = environ.get('CONTENT_TYPE')
         if ctype:
-            pairs.append(('Content-Type', ctype))
+            keymap['content-type'] = 'Content-Type'
+            dict.__setitem__(headers, 'Content-Type', ctype)
         clen = environ.get('CONTENT_LENGTH', '')
         if clen:
-            pairs.append(('Content-Length', clen))
-        headers = headers_from_list(pairs)
+            keymap['content-length'] = 'Content-Length'
+            dict.__setitem__(headers, 'Content-Length', clen)
         addr = environ.get('REMOTE_ADDR')
         client = None
         if addr:
@@ -158,7 +171,9 @@ class WSGIAdapter:
         version = environ.get('SERVER_PROTOCOL', 'HTTP/1.1').partition('/')[2] or '1.1'
         req = Request(self.app, client, environ.get('REQUEST_METHOD', 'GET'), url, version,
                       headers, scheme=environ.get('wsgi.url_scheme', 'http'))
-        req.root_path = environ.get('SCRIPT_NAME', '').rstrip('/')
+        script_name = environ.get('SCRIPT_NAME')
+        if script_name:
+            req.root_path = script_name.rstrip('/')
         req.environ = environ
         req.inline_sync = True
         req.on_loop = False
@@ -189,9 +204,10 @@ class WSGIAdapter:
 
     def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        if self._started_pid != os.getpid():
+        if not self._started:
             self._ensure_started()
-        if clen_invalid(environ):
+        clen = environ.get('CONTENT_LENGTH')
+        if clen and not clen.isdigit():
             start_response('400 Bad Request', [('Content-Type', 'text/plain; charset=UTF-8'),
                                                ('Content-Length', '11')])
             return [b'Bad request']
@@ -230,9 +246,7 @@ class WSGIAdapter:
             res.complete()
             headers = [(name, value) for name, value in res.header_items()
                        if name.lower() not in HOP_BY_HOP]
-            for name, value in headers:
-                if '\r' in value or '\n' in value or '\0' in value:
-                    raise ValueError('invalid response header %r' % name)
+            check_fields(headers)
         except (ValueError, TypeError):
             logger.exception('Invalid response header for %s %s', req.method, req.path)
             close_body(res.body)
@@ -254,22 +268,19 @@ class WSGIAdapter:
         return _BodyIterable(self, res)
 
 
-#: environ key -> header name ('' for keys that are not headers), filled as seen
-_HEADER_NAMES: Dict[str, str] = {}
+#: environ key -> (header name, lower-case name), or () for keys that are not headers
+_HEADER_NAMES: Dict[str, Tuple[str, ...]] = {}
 
 
-def _header_name(key: str) -> str:
-    """The header name for an environ key (``HTTP_X_FOO`` -> ``X-Foo``), or ''."""
-    name = key[5:].replace('_', '-').title() if key.startswith('HTTP_') else ''
+def _header_name(key: str) -> Tuple[str, ...]:
+    """The header name for an environ key (``HTTP_X_FOO`` -> ``X-Foo``), or ()."""
+    name: Tuple[str, ...] = ()
+    if key.startswith('HTTP_'):
+        text = key[5:].replace('_', '-').title()
+        name = (text, text.lower())
     if len(_HEADER_NAMES) < 2048:
         _HEADER_NAMES[key] = name
     return name
-
-
-def clen_invalid(environ: Dict[str, Any]) -> bool:
-    """True for a CONTENT_LENGTH that is neither empty nor a number."""
-    clen = environ.get('CONTENT_LENGTH', '')
-    return bool(clen) and not clen.isdigit()
 
 
 class _BodyIterable:
