@@ -260,3 +260,21 @@ def test_shutdown_signals_only_this_process(monkeypatch):
     monkeypatch.setattr(os, 'killpg', lambda *a: calls.append(('killpg',) + a))
     make_app().shutdown()
     assert calls == [(os.getpid(), signal.SIGTERM)]
+
+
+def test_a_finished_threads_event_loop_is_closed():
+    import gc
+    app = Microdot()
+    loops = []
+
+    @app.route('/loop')
+    async def loop_route(req):
+        loops.append(asyncio.get_running_loop())
+        return 'ok'
+
+    thread = threading.Thread(target=lambda: call(app, '/loop'))
+    thread.start()
+    thread.join(10)
+    del thread
+    gc.collect()
+    assert len(loops) == 1 and loops[0].is_closed()

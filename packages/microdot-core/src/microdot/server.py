@@ -577,17 +577,22 @@ class HTTPConnection(asyncio.Protocol):
             self.upgraded = True
             self._raw += self.parser.take_buffered()
 
+    async def _wait_raw(self) -> None:
+        """Wait for more bytes after a protocol switch (no deadline: the protocol
+        handler, e.g. the WebSocket, has its own)."""
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
     async def raw_read(self, n: int = -1) -> bytes:
         self._take_raw()
         while not self._raw and not self._raw_eof:
-            if self._read_paused:
-                self._read_paused = False
-                self.transport.resume_reading()  # type: ignore[union-attr]
-            self._waiter = self.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait_raw()
         if n is None or n < 0:
             n = len(self._raw)
         data = bytes(self._raw[:n])
@@ -597,14 +602,7 @@ class HTTPConnection(asyncio.Protocol):
     async def raw_readline(self) -> bytes:
         self._take_raw()
         while b'\n' not in self._raw and not self._raw_eof:
-            if self._read_paused:
-                self._read_paused = False
-                self.transport.resume_reading()  # type: ignore[union-attr]
-            self._waiter = self.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait_raw()
         i = self._raw.find(b'\n')
         n = len(self._raw) if i < 0 else i + 1
         data = bytes(self._raw[:n])

@@ -63,6 +63,19 @@ def _resume(coro: Any) -> Any:
     return (yield from coro)
 
 
+class _LoopHolder:
+    """Owns one thread's event loop; dropped with the thread's local data, it closes
+    the loop, so threads that come and go do not leak loops."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        loop = self.loop
+        if not loop.is_closed() and not loop.is_running():
+            loop.close()
+
+
 class WSGIAdapter:
     """A WSGI callable serving a ``microdot.Microdot`` application."""
 
@@ -79,11 +92,12 @@ class WSGIAdapter:
     # -- per-thread event loop ------------------------------------------------------
 
     def loop(self) -> asyncio.AbstractEventLoop:
-        """This thread's own event loop (created on first use)."""
-        loop = getattr(self._local, 'loop', None)
-        if loop is None or loop.is_closed():
-            loop = self._local.loop = asyncio.new_event_loop()
-        return loop
+        """This thread's own event loop (created on first use, closed when the
+        thread ends)."""
+        holder = getattr(self._local, 'holder', None)
+        if holder is None or holder.loop.is_closed():
+            holder = self._local.holder = _LoopHolder()
+        return holder.loop
 
     def run(self, coro: Any) -> Any:
         """Run a dispatch coroutine: synchronously while it needs no event loop, then
