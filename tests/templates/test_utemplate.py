@@ -665,7 +665,7 @@ def test_plugin_api_and_exports():
     assert issubclass(TemplateSyntaxError, Exception)
 
 
-def test_modules_import_nothing_from_the_core():
+def test_modules_use_only_the_cores_public_helpers():
     import ast
     for module in (utemplate, utemplate_engine):
         with open(module.__file__, encoding='utf-8') as f:
@@ -675,4 +675,4 @@ def test_modules_import_nothing_from_the_core():
         imported |= {alias.name for node in ast.walk(tree)
                      if isinstance(node, ast.Import) for alias in node.names}
         assert {name for name in imported if name and name.startswith(
-            'microdot')} <= {'microdot.utemplate_engine'}
+            'microdot')} <= {'microdot.utemplate_engine', 'microdot.helpers'}

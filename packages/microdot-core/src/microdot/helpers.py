@@ -1,9 +1,10 @@
 """Small helpers kept for Microdot compatibility."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable, Iterator, Optional
 
 wraps = functools.wraps
 
@@ -19,3 +20,32 @@ def iscoroutine(func: Any) -> bool:
 def is_async_callable(func: Callable[..., Any]) -> bool:
     """Alias of :func:`iscoroutine` with a clearer name for internal use."""
     return iscoroutine(func)
+
+
+_END = object()
+
+
+async def iterate_in_thread(make_iter: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
+    """Drive a blocking iterator in worker threads, one item per hop, so a slow
+    producer (e.g. a template rendering) never blocks the event loop."""
+    iterator: Optional[Iterator[Any]] = None
+
+    def step() -> Any:
+        nonlocal iterator
+        if iterator is None:
+            iterator = make_iter()
+        return next(iterator, _END)
+
+    try:
+        while True:
+            item = await asyncio.to_thread(step)
+            if item is _END:
+                break
+            yield item
+    finally:
+        close = getattr(iterator, 'close', None)
+        if close is not None:
+            try:
+                close()
+            except ValueError:  # still running in a worker after cancellation
+                pass

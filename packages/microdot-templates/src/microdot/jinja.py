@@ -10,6 +10,8 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from microdot.helpers import iterate_in_thread
+
 try:
     import jinja2
 except ImportError as exc:
@@ -21,35 +23,6 @@ __all__ = ['Template']
 
 #: The Microdot core plugin API version this module targets.
 MICRODOT_PLUGIN_API = 1
-
-_END = object()
-
-
-async def _iterate_off_loop(
-        make_iter: Callable[[], Iterator[str]]) -> AsyncIterator[str]:
-    """Drive a blocking iterator in worker threads, one chunk per hop."""
-    iterator: Iterator[str] | None = None
-
-    def step() -> Any:
-        nonlocal iterator
-        if iterator is None:
-            iterator = make_iter()
-        return next(iterator, _END)
-
-    try:
-        while True:
-            chunk = await asyncio.to_thread(step)
-            if chunk is _END:
-                break
-            yield chunk
-    finally:
-        close = getattr(iterator, 'close', None)
-        if close is not None:
-            try:
-                close()
-            except ValueError:  # still running in a worker after cancellation
-                pass
-
 
 def _iterate_private_loop(
         make_agen: Callable[[], AsyncIterator[str]]) -> Iterator[str]:
@@ -170,7 +143,7 @@ class Template:
         template = self._current()
         if template.environment.is_async:
             return template.generate_async(*args, **kwargs)
-        return _iterate_off_loop(lambda: template.generate(*args, **kwargs))
+        return iterate_in_thread(lambda: template.generate(*args, **kwargs))
 
     async def render_async(self, *args: Any, **kwargs: Any) -> str:
         """Render the whole template without blocking the event loop."""

@@ -5,9 +5,10 @@ Uses the self-contained engine in :mod:`microdot.utemplate_engine`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from microdot.helpers import iterate_in_thread
 from microdot.utemplate_engine import (
     Loader,
     TemplateNotFoundError,
@@ -18,35 +19,6 @@ __all__ = ['Loader', 'Template', 'TemplateNotFoundError', 'TemplateSyntaxError']
 
 #: The Microdot core plugin API version this module targets.
 MICRODOT_PLUGIN_API = 1
-
-_END = object()
-
-
-async def _iterate_off_loop(
-        make_iter: Callable[[], Iterator[str]]) -> AsyncIterator[str]:
-    """Drive a blocking iterator in worker threads, one chunk per hop."""
-    iterator: Iterator[str] | None = None
-
-    def step() -> Any:
-        nonlocal iterator
-        if iterator is None:
-            iterator = make_iter()
-        return next(iterator, _END)
-
-    try:
-        while True:
-            chunk = await asyncio.to_thread(step)
-            if chunk is _END:
-                break
-            yield chunk
-    finally:
-        close = getattr(iterator, 'close', None)
-        if close is not None:
-            try:
-                close()
-            except ValueError:  # still running in a worker after cancellation
-                pass
-
 
 class Template:
     """A uTemplate template, loaded by name from the template directory."""
@@ -91,7 +63,7 @@ class Template:
 
     def generate_async(self, *args: Any, **kwargs: Any) -> AsyncIterator[str]:
         """Async iterator over the chunks, rendered in worker threads."""
-        return _iterate_off_loop(lambda: self.template(*args, **kwargs))
+        return iterate_in_thread(lambda: self.template(*args, **kwargs))
 
     async def render_async(self, *args: Any, **kwargs: Any) -> str:
         """Render the whole template in a worker thread."""
