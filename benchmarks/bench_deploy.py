@@ -12,17 +12,15 @@ virtualenvs under ``--venvs`` (upstream ``microdot`` from PyPI only there).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+
+from _common import ensure_venv, free_port, stop, wait_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / 'packages'
@@ -133,20 +131,7 @@ APPS = {
 
 
 def venv_python(venvs: Path, name: str) -> Path:
-    env = venvs / name
-    py = env / 'bin' / 'python'
-    marker = env / '.installed'
-    if not marker.exists():
-        subprocess.run([sys.executable, '-m', 'venv', str(env)], check=True)
-        subprocess.run([str(py), '-m', 'pip', 'install', '-q', *VENVS[name]], check=True)
-        marker.touch()
-    return py
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    return ensure_venv(venvs, name, VENVS[name])
 
 
 def write_app(workdir: Path, kind: str, name: str, routes: int) -> str:
@@ -162,27 +147,8 @@ def start(cmd: list, port: int, cwd: Path) -> subprocess.Popen:
         cmd = ['taskset', '-c', '0'] + cmd
     proc = subprocess.Popen(cmd, cwd=str(cwd), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError('server exited: %s' % proc.stdout.read())
-        try:
-            socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    stop(proc)
-    raise RuntimeError('server did not start: %s' % ' '.join(cmd))
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+    wait_port(port, proc)
+    return proc
 
 
 def wrk(url: str, duration: int) -> tuple:

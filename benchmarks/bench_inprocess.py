@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
+
+from _common import ensure_venv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / 'packages'
@@ -212,14 +212,7 @@ WHERE = {'microdot-asgi': 'ours', 'microdot-wsgi': 'ours', 'upstream-microdot': 
 
 
 def venv_python(venvs: Path, name: str) -> Path:
-    env = venvs / name
-    py = env / 'bin' / 'python'
-    marker = env / '.installed'
-    if not marker.exists():
-        subprocess.run([sys.executable, '-m', 'venv', str(env)], check=True)
-        subprocess.run([str(py), '-m', 'pip', 'install', '-q', *VENVS[name]], check=True)
-        marker.touch()
-    return py
+    return ensure_venv(venvs, name, VENVS[name])
 
 
 def measure(venvs: Path, key: str, n: int, routes: int) -> float:

@@ -18,14 +18,14 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+
+from _common import ensure_venv, free_port, stop, wait_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,38 +82,6 @@ TARGETS = {
 }
 
 
-def ensure_venv(venvs: Path, name: str, packages: list) -> Path:
-    """Create (once) a virtualenv with ``packages``; return its python."""
-    env = venvs / name
-    py = env / 'bin' / 'python'
-    marker = env / ('.installed-' + re.sub(r'[^A-Za-z0-9]+', '_', ' '.join(packages))[-80:])
-    if not py.exists():
-        subprocess.run([sys.executable, '-m', 'venv', str(env)], check=True)
-    if not marker.exists():
-        subprocess.run([str(py), '-m', 'pip', 'install', '-q', *packages], check=True)
-        marker.touch()
-    return py
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError('server exited early: %s' % proc.stdout.read())
-        try:
-            socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError('server did not listen on %d' % port)
-
-
 def start(target: str, venvs: Path, workdir: Path):
     venv, packages, app, template, env = TARGETS[target]
     py = ensure_venv(venvs, venv, packages)
@@ -127,16 +95,6 @@ def start(target: str, venvs: Path, workdir: Path):
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     wait_port(port, proc)
     return proc, port
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def wrk(port: int, duration: float, connections: int) -> tuple:
