@@ -61,9 +61,10 @@ class ASGIAdapter:
 
     # -- requests -------------------------------------------------------------------
 
-    def make_request(self, scope: Scope, stream: Any) -> Request:
-        """Translate an ASGI scope into a ``Request`` (latin-1 headers, root_path)."""
-        root_path = scope.get('root_path') or ''
+    def make_request(self, scope: Scope, stream: Any = None) -> Request:
+        """Translate an ASGI scope into a ``Request`` (latin-1 headers, root_path;
+        the header dict is only built if the application reads it)."""
+        root_path = scope.get('root_path')
         raw_path = scope.get('raw_path')
         if raw_path:
             path = raw_path.decode('latin-1')
@@ -80,19 +81,27 @@ class ASGIAdapter:
         else:
             url = path or '/'
         client = scope.get('client')
-        req = Request(self.app, tuple(client) if client else None,
-                      scope.get('method', 'GET'), url, scope.get('http_version', '1.1'),
-                      headers_from_raw(scope.get('headers', ())), stream=stream,
-                      scheme=scope.get('scheme', 'http'))
+        if client is not None and type(client) is not tuple:
+            client = tuple(client)
+        req = Request(self.app, client, scope.get('method', 'GET'), url,
+                      scope.get('http_version', '1.1'), None, stream=stream,
+                      scheme=scope.get('scheme'))
+        req.header_source = (headers_from_raw, scope.get('headers') or ())
         if root_path:
             req.root_path = root_path.rstrip('/')
         req.asgi_scope = scope
         return req
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        req = self.make_request(scope, None)
-        if req.content_length or req.method not in ('GET', 'HEAD') or \
-                'transfer-encoding' in req.headers.keymap or req.http_version[0] in '23':
+        req = self.make_request(scope)
+        chunked = False
+        for name, value in req.header_source[1]:  # the framing fields only
+            if len(name) == 14 and name.lower() == b'content-length':
+                req.content_length = int(value) if value.isdigit() else 0
+            elif len(name) == 17 and name.lower() == b'transfer-encoding':
+                chunked = True
+        if req.content_length or chunked or req.method not in ('GET', 'HEAD') or \
+                req.http_version[0] in '23':
             more = True
 
             async def receive_body() -> bytes:
@@ -116,7 +125,16 @@ class ASGIAdapter:
         res = await self.app.dispatch_request(req)
         if res is Response.already_handled:
             return
-        await self.send_response(req, res, receive, send)
+        body = res.body
+        if type(body) is bytes and not res.headers and not res.is_head and \
+                res.status_code >= 200 and res.status_code not in (204, 304):
+            # the common case, in one step: a byte body and no headers of its own
+            await send({'type': 'http.response.start', 'status': res.status_code,
+                        'headers': [_content_type_field(res),
+                                    (b'content-length', b'%d' % len(body))]})
+            await send({'type': 'http.response.body', 'body': body})
+        else:
+            await self.send_response(req, res, receive, send)
 
     async def send_response(self, req: Request, res: Response, receive: Receive,
                             send: Send) -> None:
@@ -391,6 +409,19 @@ def _check_header(name: str, value: str) -> bool:
 
 
 _WIRE_NAMES: Dict[str, bytes] = {}
+_CONTENT_TYPES: Dict[str, Tuple[bytes, bytes]] = {}
+
+
+def _content_type_field(res: Response) -> Tuple[bytes, bytes]:
+    """The ``content-type`` field of a response that sets none, cached per default."""
+    try:
+        return _CONTENT_TYPES[res.default_content_type]
+    except KeyError:
+        ctype = res.default_type()
+        check_fields([('Content-Type', ctype)])
+        field = _CONTENT_TYPES[res.default_content_type] = (
+            b'content-type', ctype.encode('latin-1'))
+        return field
 
 
 def _wire_name(name: str) -> bytes:

@@ -83,6 +83,8 @@ def _call_hook(f: Handler, scope: Any) -> Any:
 
 def make_response(res: Any) -> Response:
     """Turn a handler's return value into a ``Response`` (Microdot's rules)."""
+    if type(res) is str:
+        return Response(res)
     if isinstance(res, Response):
         return res
     if isinstance(res, int) and not isinstance(res, bool):
@@ -321,15 +323,21 @@ class Microdot:
             return 404
         for route, args in matches:
             if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
-                req.route = route
-                req.url_args = args or {}  # a static route's {} is shared
-                req.url_prefix = req.root_path + route.url_prefix
-                req.subapp = route.subapp
-                return route.handler
-        route = matches[0][0]
-        req.url_prefix = req.root_path + route.url_prefix
-        req.subapp = route.subapp
-        return 405
+                break
+        else:
+            route = None
+        found = route is not None
+        if not found:
+            route = matches[0][0]
+        if route.url_prefix or req.root_path:
+            req.url_prefix = req.root_path + route.url_prefix
+        if route.subapp is not None:
+            req.subapp = route.subapp
+        if not found:
+            return 405
+        req.route = route
+        req.url_args = args or {}  # a static route's {} is shared
+        return route.handler
 
     def allowed_methods(self, path: str) -> List[str]:
         """The methods some route accepts for ``path`` (plus HEAD and OPTIONS)."""
@@ -391,8 +399,9 @@ class Microdot:
             res = make_response(res)
             for handler in route.after_request:
                 res = await _invoke(req, handler, req, res) or res
-            for handler in req.after_request_handlers:
-                res = await _invoke(req, handler, req, res) or res
+            if req._after:
+                for handler in req._after:
+                    res = await _invoke(req, handler, req, res) or res
             return self._finish(req, res)
         except HTTPException as exc:
             res = await self._error_response(req, exc.status_code, exc.reason, route)

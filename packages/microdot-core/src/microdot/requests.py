@@ -106,39 +106,39 @@ class Request:
                  stream: Any = None, sock: Any = None, url_prefix: str = '',
                  subapp: Any = None, scheme: Optional[str] = None,
                  route: Any = None) -> None:
-        # attributes that are usually left at their class-level default (None) are
-        # only set here when given: request creation is on every request's path
+        # request creation is on every request's path: attributes usually left at
+        # their class-level default are only set when given
         self.app = app
         self.client_addr = client_addr
         self.method = method
         self.url = url
         self.http_version = http_version
-        if type(headers) is not NoCaseDict and not isinstance(headers, NoCaseDict):
-            headers = NoCaseDict(headers or {})
-        self.headers = headers
+        if headers is not None:
+            if type(headers) is not NoCaseDict and not isinstance(headers, NoCaseDict):
+                headers = NoCaseDict(headers)
+            self._headers = headers
+            real = headers.keymap.get('content-length')
+            if real is not None:
+                cl = dict.__getitem__(headers, real)
+                self.content_length = int(cl) if cl.isdigit() else 0
+        if body is not None:
+            self._body = body
+        if stream is not None:
+            self._stream = stream
         if sock is not None:
             self.sock = sock
-        self.url_prefix = url_prefix
+        if url_prefix:
+            self.url_prefix = url_prefix
         if subapp is not None:
             self.subapp = subapp
-        self.scheme = scheme or 'http'
+        if scheme is not None and scheme != 'http':
+            self.scheme = scheme
         if route is not None:
             self.route = route
         path, sep, query = url.partition('?')
-        self.query_string = query if sep else None  # None without '?', as Microdot
+        if sep:
+            self.query_string = query  # None without '?', as Microdot
         self.path = unquote(path, errors='replace') if '%' in path else path
-        keymap = headers.keymap
-        real = keymap.get('content-length')
-        if real is not None:
-            cl = dict.__getitem__(headers, real)
-            self.content_length = int(cl) if cl.isdigit() else 0
-        else:
-            self.content_length = 0
-        real = keymap.get('content-type')
-        self.content_type = dict.__getitem__(headers, real) if real is not None else None
-        self._body = body
-        self._stream = stream
-        self.after_request_handlers: List[Any] = []
         if app is not None:
             value = getattr(app, 'max_content_length', None)
             if value is not None:
@@ -154,13 +154,65 @@ class Request:
     sock: Any = None
     subapp: Any = None
     route: Any = None
+    url_prefix = ''
+    scheme = 'http'
+    query_string: Optional[str] = None
+    #: Declared body length (0 when absent or invalid).
+    content_length = 0
     url_args: Optional[Dict[str, Any]] = None
+    _headers: Optional[NoCaseDict] = None
+    #: ``(builder, data)``: how to build :attr:`headers` on first access; servers that
+    #: hand over headers in their own shape (ASGI, WSGI) set it instead of ``headers``
+    header_source: Optional[Tuple[Any, Any]] = None
+    _body: Optional[bytes] = None
+    _stream: Any = None
+    _after: Optional[List[Any]] = None
     _args: Optional[MultiDict] = None
     _cookies: Optional[Dict[str, str]] = None
     _json: Any = _UNSET
     _form: Any = None
     _files: Any = None
     _g: Any = None
+    _content_type: Any = _UNSET
+
+    @property
+    def headers(self) -> NoCaseDict:
+        """Request headers (case-insensitive names; repeated fields joined)."""
+        headers = self._headers
+        if headers is None:
+            source = self.header_source
+            headers = self._headers = NoCaseDict() if source is None \
+                else source[0](source[1])
+        return headers
+
+    @headers.setter
+    def headers(self, value: Any) -> None:
+        self._headers = value if isinstance(value, NoCaseDict) else NoCaseDict(value)
+        self._content_type = _UNSET
+
+    @property
+    def content_type(self) -> Optional[str]:
+        """The ``Content-Type`` header, or ``None``."""
+        ctype = self._content_type
+        if ctype is _UNSET:
+            ctype = self._content_type = self.headers.get('Content-Type')
+        return ctype
+
+    @content_type.setter
+    def content_type(self, value: Optional[str]) -> None:
+        self._content_type = value
+
+    @property
+    def after_request_handlers(self) -> List[Any]:
+        """Hooks registered with :meth:`after_request` for this request only."""
+        handlers = self._after
+        if handlers is None:
+            handlers = self._after = []
+        return handlers
+
+    @after_request_handlers.setter
+    def after_request_handlers(self, value: List[Any]) -> None:
+        self._after = value
 
     @property
     def g(self) -> Any:

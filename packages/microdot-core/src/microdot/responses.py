@@ -168,11 +168,13 @@ class Response:
             keymap['content-length'] = 'Content-Length'
             dict.__setitem__(headers, 'Content-Length', str(len(self.body)))
         if 'content-type' not in keymap:
-            ctype = self.default_content_type
-            if 'charset=' not in ctype:
-                ctype += '; charset=UTF-8'
             keymap['content-type'] = 'Content-Type'
-            dict.__setitem__(headers, 'Content-Type', ctype)
+            dict.__setitem__(headers, 'Content-Type', self.default_type())
+
+    def default_type(self) -> str:
+        """The ``Content-Type`` sent when none is set (with ``charset=UTF-8``)."""
+        ctype = self.default_content_type
+        return ctype if 'charset=' in ctype else ctype + '; charset=UTF-8'
 
     def reason_phrase(self) -> str:
         """The reason phrase to send: the given one or the standard one."""

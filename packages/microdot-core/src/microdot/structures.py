@@ -77,6 +77,8 @@ class NoCaseDict(dict):
     gives the keys as they were set.
     """
 
+    __slots__ = ('keymap',)  # no per-instance __dict__: two of these per request
+
     def __init__(self, initial: Any = None) -> None:
         self.keymap: Dict[str, str] = {}
         if initial:

@@ -33,7 +33,7 @@ from microdot import *  # noqa: F401,F403  (re-exported, as Microdot's wsgi modu
 from microdot import __all__ as _core_all
 from microdot import Microdot as BaseMicrodot
 from microdot.app import SWITCH_TO_LOOP
-from microdot.http11 import check_fields
+from microdot.http11 import check_fields, reason_phrase
 from microdot.requests import Request
 from microdot.structures import NoCaseDict
 from microdot.responses import Response, _LimitedReader, close_body
@@ -159,24 +159,7 @@ class WSGIAdapter:
             path = quote(path.encode('latin-1'), safe=_SAFE_PATH)
         query = environ.get('QUERY_STRING', '')
         url = path + '?' + query if query else path
-        headers = NoCaseDict()
-        keymap = headers.keymap
-        names = _HEADER_NAMES
-        for key, value in environ.items():  # environ keys are unique: no repeats
-            name = names.get(key)
-            if name is None:
-                name = _header_name(key)
-            if name:
-                keymap[name[1]] = name[0]
-                dict.__setitem__(headers, name[0], value)
-        ctype = environ.get('CONTENT_TYPE')
-        if ctype:
-            keymap['content-type'] = 'Content-Type'
-            dict.__setitem__(headers, 'Content-Type', ctype)
         clen = environ.get('CONTENT_LENGTH', '')
-        if clen:
-            keymap['content-length'] = 'Content-Length'
-            dict.__setitem__(headers, 'Content-Length', clen)
         addr = environ.get('REMOTE_ADDR')
         client = None
         if addr:
@@ -184,7 +167,11 @@ class WSGIAdapter:
             client = (addr, int(port) if port and port.isdigit() else 0)
         version = environ.get('SERVER_PROTOCOL', 'HTTP/1.1').partition('/')[2] or '1.1'
         req = Request(self.app, client, environ.get('REQUEST_METHOD', 'GET'), url, version,
-                      headers, scheme=environ.get('wsgi.url_scheme', 'http'))
+                      None, scheme=environ.get('wsgi.url_scheme'))
+        req.header_source = (headers_from_environ, environ)  # built if the app reads it
+        declared = int(clen) if clen.isdigit() else None
+        if declared:
+            req.content_length = declared
         script_name = environ.get('SCRIPT_NAME')
         if script_name:
             req.root_path = script_name.rstrip('/')
@@ -192,7 +179,6 @@ class WSGIAdapter:
         req.inline_sync = True
         req.on_loop = False
         stream = environ.get('wsgi.input')
-        declared = int(clen) if clen.isdigit() else None
         # a body without Content-Length is read to its end only when the server says
         # it ends the input (wsgi.input_terminated) and the request is chunked
         if stream is not None and (declared or (
@@ -256,6 +242,13 @@ class WSGIAdapter:
     def respond(self, req: Request, res: Response, environ: Dict[str, Any],
                 start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Start the WSGI response and return its body iterable."""
+        body = res.body
+        if type(body) is bytes and not res.headers and res.reason is None and \
+                not res.is_head and res.status_code in _STATUS_LINES:
+            # the common case, in one step: a byte body and no headers of its own
+            start_response(_STATUS_LINES[res.status_code],
+                           [_content_type_field(res), ('Content-Length', str(len(body)))])
+            return [body]
         try:
             res.complete()
             headers = [(name, value) for name, value in res.header_items()
@@ -280,6 +273,47 @@ class WSGIAdapter:
                 not isinstance(body, _LimitedReader) and hasattr(body, 'fileno'):
             return wrapper(body, res.send_file_buffer_size)
         return _BodyIterable(self, res)
+
+
+#: Status lines of the statuses that have a body (the one-step path of ``respond``).
+_STATUS_LINES = {status: '%d %s' % (status, reason_phrase(status))
+                 for status in (200, 201, 202, 203, 206, 207, 400, 401, 403, 404, 405,
+                                409, 410, 413, 415, 422, 429, 500, 502, 503)}
+_CONTENT_TYPES: Dict[str, Tuple[str, str]] = {}
+
+
+def _content_type_field(res: Response) -> Tuple[str, str]:
+    """The ``Content-Type`` field of a response that sets none, cached per default."""
+    try:
+        return _CONTENT_TYPES[res.default_content_type]
+    except KeyError:
+        field = ('Content-Type', res.default_type())
+        check_fields([field])
+        _CONTENT_TYPES[res.default_content_type] = field
+        return field
+
+
+def headers_from_environ(environ: Dict[str, Any]) -> NoCaseDict:
+    """The request headers of a WSGI environ (``HTTP_*``, ``CONTENT_TYPE``/``_LENGTH``)."""
+    headers = NoCaseDict()
+    keymap = headers.keymap
+    names = _HEADER_NAMES
+    for key, value in environ.items():  # environ keys are unique: no repeats
+        name = names.get(key)
+        if name is None:
+            name = _header_name(key)
+        if name:
+            keymap[name[1]] = name[0]
+            dict.__setitem__(headers, name[0], value)
+    ctype = environ.get('CONTENT_TYPE')
+    if ctype:
+        keymap['content-type'] = 'Content-Type'
+        dict.__setitem__(headers, 'Content-Type', ctype)
+    clen = environ.get('CONTENT_LENGTH')
+    if clen:
+        keymap['content-length'] = 'Content-Length'
+        dict.__setitem__(headers, 'Content-Length', clen)
+    return headers
 
 
 #: environ key -> (header name, lower-case name), or () for keys that are not headers
