@@ -242,6 +242,56 @@ def test_real_reason_independent_statuses():
     assert status == 418
 
 
+@pytest.mark.parametrize('returned, status, ctype', [
+    ('plain', 200, 'text/plain; charset=UTF-8'),
+    (('made', 201), 201, 'text/plain; charset=UTF-8'),
+    ((b'raw', 418), 418, 'text/plain; charset=UTF-8'),
+    ({'a': 1}, 200, 'application/json'),
+])
+def test_plain_byte_responses_have_exactly_type_and_length(returned, status, ctype):
+    app = Microdot()
+    app.route('/')(lambda req: returned)
+    got, headers, body, sent = run(call(app, http_scope('/')))
+    assert got == status and headers == {'content-type': [ctype],
+                                         'content-length': [str(len(body))]}
+    assert [m['type'] for m in sent] == ['http.response.start', 'http.response.body']
+    assert body and not sent[1].get('more_body')
+
+
+def test_changed_default_content_type_is_used(monkeypatch):
+    monkeypatch.setattr(microdot.Response, 'default_content_type', 'text/html')
+    app = Microdot()
+    app.route('/')(lambda req: '<b>x</b>')
+    _, headers, body, _ = run(call(app, http_scope('/')))
+    assert headers['content-type'] == ['text/html; charset=UTF-8'] and body == b'<b>x</b>'
+    monkeypatch.setattr(microdot.Response, 'default_content_type', 'application/x-thing')
+    _, headers, _, _ = run(call(app, http_scope('/')))
+    assert headers['content-type'] == ['application/x-thing; charset=UTF-8']
+
+
+def test_unsendable_default_content_type_gives_500(monkeypatch, caplog):
+    monkeypatch.setattr(microdot.Response, 'default_content_type', 'text/plain\r\nX-Evil: 1')
+    app = Microdot()
+    app.route('/')(lambda req: 'x')
+    with caplog.at_level(logging.ERROR):
+        status, headers, _, _ = run(call(app, http_scope('/')))
+    assert status == 500 and 'x-evil' not in headers
+    assert headers['content-type'] == ['text/plain; charset=UTF-8']
+
+
+def test_headers_are_only_decoded_when_read():
+    app = Microdot()
+    seen = {}
+
+    @app.route('/')
+    async def index(req):
+        seen['before'] = req._headers
+        return req.headers.get('X-A', '-')
+
+    _, _, body, _ = run(call(app, http_scope('/', headers=[('X-A', 'v')])))
+    assert seen['before'] is None and body == b'v'
+
+
 def lifespan_run(app, fail_startup=False):
     messages = asyncio.Queue()
     sent = []

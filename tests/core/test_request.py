@@ -410,3 +410,41 @@ def test_request_constructor_directly():
     assert req.cookies == {'a': 'b'}
     assert req.body == b'abc'
     assert run(req.stream.read()) == b'abc'
+
+
+def test_headers_from_a_header_source_are_built_once_on_first_access():
+    calls = []
+
+    def build(pairs):
+        calls.append(pairs)
+        return NoCaseDict(pairs)
+
+    req = Request(Microdot(), None, 'POST', '/', '1.1', None)
+    req.header_source = (build, [('Content-Type', 'application/json'), ('X-A', '1')])
+    assert calls == []  # nothing built until the application asks
+    assert req.content_type == 'application/json'
+    assert req.headers['x-a'] == '1' and req.headers is req.headers
+    assert len(calls) == 1
+    req.headers = {'Content-Type': 'text/plain'}  # replacing them is seen everywhere
+    assert isinstance(req.headers, NoCaseDict) and req.content_type == 'text/plain'
+
+
+def test_request_without_headers_has_an_empty_header_dict():
+    req = Request(None, None, 'GET', '/', '1.1', None)
+    assert req.headers == {} and isinstance(req.headers, NoCaseDict)
+    assert req.content_type is None and req.content_length == 0
+
+
+def test_after_request_handlers_are_per_request():
+    a = Request(None, None, 'GET', '/', '1.1', None)
+    b = Request(None, None, 'GET', '/', '1.1', None)
+    a.after_request(print)
+    assert a.after_request_handlers == [print] and b.after_request_handlers == []
+    b.after_request_handlers = [len]
+    assert b.after_request_handlers == [len]
+
+
+def test_created_request_reads_content_length_from_the_parsed_head():
+    req = create(b'POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-A: 1\r\n\r\nabc')
+    assert req.content_length == 3 and req.body == b'abc'
+    assert req.headers['Content-Length'] == '3' and req.headers['x-a'] == '1'

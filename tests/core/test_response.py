@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from microdot import Microdot, Response, redirect, send_file
+from microdot import Microdot, NoCaseDict, Response, redirect, send_file
 from microdot.test_client import TestClient
 
 
@@ -805,3 +805,14 @@ def test_static_refuses_hidden_files_through_the_404_handler(tmp_path):
     assert asyncio.run(client.get('/s/ok.txt')).text == 'fine'
     res = asyncio.run(client.get('/s/.env'))
     assert (res.status_code, res.text) == (404, 'custom 404')
+
+
+def test_response_headers_are_created_on_first_use():
+    res = Response('x')
+    assert res._headers is None  # adapters test this to answer in one step
+    assert res.headers == {} and isinstance(res.headers, NoCaseDict)
+    res.headers['X-A'] = '1'
+    assert res._headers == {'X-A': '1'}
+    res.headers = {'X-B': '2'}
+    assert isinstance(res.headers, NoCaseDict) and res.headers['x-b'] == '2'
+    assert Response('x', headers={'X-C': '3'}).headers['x-c'] == '3'

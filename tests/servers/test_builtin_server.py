@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+import microdot
 from microdot import Microdot
 from support import ServerProcess, free_port
 from support import live_server as _live_server
@@ -216,6 +217,25 @@ def test_head_has_no_body_but_the_get_length():
         first, _, second = data.partition(b'\r\n\r\n')
         assert b'Content-Length: 13' in first
         assert second.startswith(b'HTTP/1.1 200 OK')  # no body bytes in between
+
+
+def test_unsendable_headers_give_a_plain_500(monkeypatch, caplog):
+    app = Microdot()
+    app.route('/bad')(lambda req: ('x', {'X-Bad': 'a\r\nSet-Cookie: evil=1'}))
+    app.route('/plain')(lambda req: 'x')
+    with live_server(app) as server:
+        with connect(server) as s:
+            s.sendall(b'GET /bad HTTP/1.1\r\nHost: x\r\n\r\n')
+            status, headers, body, _ = read_response(s)
+            assert status == 500 and 'set-cookie' not in headers
+            assert headers['connection'] == 'close' and recv_all(s) == b''
+        monkeypatch.setattr(microdot.Response, 'default_content_type', 'a\r\nX-Evil: 1')
+        with connect(server) as s:
+            s.sendall(b'GET /plain HTTP/1.1\r\nHost: x\r\n\r\n')
+            status, headers, body, _ = read_response(s)
+            assert status == 500 and 'x-evil' not in headers
+            assert headers['content-type'] == 'text/plain; charset=UTF-8'
+            assert body.strip() == b'Internal server error'
 
 
 def test_chunked_upload_with_trailers():

@@ -178,6 +178,56 @@ def test_no_hop_by_hop_headers_and_real_reasons():
     assert status == '404 Not Found'
 
 
+@pytest.mark.parametrize('returned, status, ctype', [
+    ('plain', '200 OK', 'text/plain; charset=UTF-8'),
+    (('made', 201), '201 Created', 'text/plain; charset=UTF-8'),
+    ((b'odd', 299), '299 Unknown', 'text/plain; charset=UTF-8'),
+    ({'a': 1}, '200 OK', 'application/json'),
+])
+def test_plain_byte_responses_have_exactly_type_and_length(returned, status, ctype):
+    app = Microdot()
+    app.route('/')(lambda req: returned)
+    got, headers, body = call(app, '/')
+    assert got.split()[0] == status.split()[0]
+    assert headers == {'Content-Type': ctype, 'Content-Length': str(len(body))}
+
+
+def test_custom_reason_is_kept():
+    app = Microdot()
+    app.route('/')(lambda req: microdot.Response('x', 200, reason='Fine'))
+    assert call(app, '/')[0] == '200 Fine'
+
+
+def test_changed_default_content_type_is_used(monkeypatch):
+    monkeypatch.setattr(microdot.Response, 'default_content_type', 'text/html')
+    app = Microdot()
+    app.route('/')(lambda req: '<b>x</b>')
+    assert call(app, '/')[1]['Content-Type'] == 'text/html; charset=UTF-8'
+    monkeypatch.setattr(microdot.Response, 'default_content_type', 'application/x-thing')
+    assert call(app, '/')[1]['Content-Type'] == 'application/x-thing; charset=UTF-8'
+
+
+def test_unsendable_default_content_type_gives_500(monkeypatch):
+    monkeypatch.setattr(microdot.Response, 'default_content_type', 'text/plain\r\nX-Evil: 1')
+    app = Microdot()
+    app.route('/')(lambda req: 'x')
+    status, headers, _ = call(app, '/')
+    assert status.startswith('500') and 'X-Evil' not in str(headers)
+
+
+def test_headers_are_only_built_when_read():
+    app = Microdot()
+    seen = {}
+
+    @app.route('/')
+    def index(req):
+        seen['before'] = req._headers
+        return req.headers.get('X-A', '-') + req.headers.get('Content-Type', '-')
+
+    assert call(app, '/', headers={'X-A': 'v'}, CONTENT_TYPE='text/x')[2] == b'vtext/x'
+    assert seen['before'] is None
+
+
 def test_head_has_no_body():
     status, headers, body = call(make_app(), '/', 'HEAD')
     assert body == b'' and headers['Content-Length'] == '13'

@@ -20,7 +20,7 @@ from microdot import __all__ as _core_all
 from microdot import Microdot as BaseMicrodot
 from microdot.http11 import check_fields
 from microdot.requests import Request, headers_from_raw
-from microdot.responses import Response, close_body
+from microdot.responses import Response, close_body, internal_error
 from microdot.streams import BodyStream
 # Microdot 2.x's asgi module offers these too (``from microdot.asgi import with_websocket``)
 from microdot.websocket import WebSocket, WebSocketError, websocket_upgrade, with_websocket
@@ -126,15 +126,16 @@ class ASGIAdapter:
         if res is Response.already_handled:
             return
         body = res.body
-        if type(body) is bytes and not res.headers and not res.is_head and \
+        if type(body) is bytes and not res._headers and not res.is_head and \
                 res.status_code >= 200 and res.status_code not in (204, 304):
             # the common case, in one step: a byte body and no headers of its own
-            await send({'type': 'http.response.start', 'status': res.status_code,
-                        'headers': [_content_type_field(res),
-                                    (b'content-length', b'%d' % len(body))]})
-            await send({'type': 'http.response.body', 'body': body})
-        else:
-            await self.send_response(req, res, receive, send)
+            ctype = _content_type_field(res)
+            if ctype is not None:
+                await send({'type': 'http.response.start', 'status': res.status_code,
+                            'headers': [ctype, (b'content-length', b'%d' % len(body))]})
+                await send({'type': 'http.response.body', 'body': body})
+                return
+        await self.send_response(req, res, receive, send)
 
     async def send_response(self, req: Request, res: Response, receive: Receive,
                             send: Send) -> None:
@@ -147,8 +148,7 @@ class ASGIAdapter:
         except (ValueError, UnicodeEncodeError):
             logger.exception('Invalid response header for %s %s', req.method, req.path)
             close_body(res.body)
-            res = Response('Internal server error', 500)
-            res.complete()
+            res = internal_error()
             headers = [(n.lower().encode(), v.encode()) for n, v in res.header_items()]
         status = res.status_code
         body = res.body
@@ -244,7 +244,7 @@ class ASGIAdapter:
             logger.error('Cannot refuse a WebSocket on %s with status %d',
                          req.path, res.status_code)
             close_body(res.body)
-            res = Response('Internal server error', 500)
+            res = internal_error()
         logger.info('WebSocket on %s refused with %d', req.path, res.status_code)
         if 'websocket.http.response' not in (scope.get('extensions') or {}):
             close_body(res.body)
@@ -412,15 +412,20 @@ _WIRE_NAMES: Dict[str, bytes] = {}
 _CONTENT_TYPES: Dict[str, Tuple[bytes, bytes]] = {}
 
 
-def _content_type_field(res: Response) -> Tuple[bytes, bytes]:
-    """The ``content-type`` field of a response that sets none, cached per default."""
+def _content_type_field(res: Response) -> Optional[Tuple[bytes, bytes]]:
+    """The ``content-type`` field of a response that sets none, cached per default
+    type; ``None`` if that type cannot be sent (``send_response`` then answers 500)."""
     try:
         return _CONTENT_TYPES[res.default_content_type]
     except KeyError:
         ctype = res.default_type()
-        check_fields([('Content-Type', ctype)])
-        field = _CONTENT_TYPES[res.default_content_type] = (
-            b'content-type', ctype.encode('latin-1'))
+        try:
+            check_fields([('Content-Type', ctype)])
+            field = (b'content-type', ctype.encode('latin-1'))
+        except (ValueError, UnicodeEncodeError):
+            return None
+        if len(_CONTENT_TYPES) < 64:
+            _CONTENT_TYPES[res.default_content_type] = field
         return field
 
 

@@ -279,10 +279,12 @@ class Request:
     def from_head(cls, app: Any, head: Any, client_addr: Any, receive: Any,
                   sock: Any = None, scheme: Optional[str] = None) -> 'Request':
         """Build a request from a parsed ``http11.RequestHead`` and a body source."""
-        headers = headers_from_list(head.headers)
         req = cls(app, client_addr, head.method, head.target if head.target.startswith('/')
                   else head.path + ('?' + head.query if head.query else ''),
-                  head.version, headers, sock=sock, scheme=scheme)
+                  head.version, None, sock=sock, scheme=scheme)
+        req.header_source = (headers_from_list, head.headers)  # built if the app reads it
+        if head.content_length:
+            req.content_length = head.content_length
         if head.chunked or head.content_length:
             req._stream = BodyStream(receive, limit=req.max_content_length
                                      if head.chunked else head.content_length)

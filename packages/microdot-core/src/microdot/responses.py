@@ -81,7 +81,9 @@ class Response:
             body = b''
             status_code = 204
         self.status_code = status_code
-        self.headers = headers if isinstance(headers, NoCaseDict) else NoCaseDict(headers)
+        if headers is not None:  # else created on first access (see ``headers``)
+            self._headers = headers if isinstance(headers, NoCaseDict) \
+                else NoCaseDict(headers)
         if reason is not None:
             self.reason = reason
         if type(body) is str:
@@ -96,9 +98,24 @@ class Response:
             self.body = body if body is not None else b''
 
     # usually left at these class-level defaults
+    #: The header dict, ``None`` until headers are set or read: adapters test it to
+    #: send a response that has no headers of its own in one step.
+    _headers: Optional[NoCaseDict] = None
     reason: Optional[str] = None
     is_head = False
     file_info: Optional[Tuple[str, int, float]] = None
+
+    @property
+    def headers(self) -> NoCaseDict:
+        """Response headers (case-insensitive names; a list value gives repeated fields)."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = NoCaseDict()
+        return headers
+
+    @headers.setter
+    def headers(self, value: Any) -> None:
+        self._headers = value if isinstance(value, NoCaseDict) else NoCaseDict(value)
 
     # -- cookies --------------------------------------------------------------------
 
@@ -427,6 +444,13 @@ def close_body(body: Any) -> None:
 
 
 Response.already_handled = Response()
+
+
+def internal_error() -> Response:
+    """A complete 500 answer for servers and adapters whose response could not be sent;
+    its headers are fixed, so a broken ``default_content_type`` cannot break it too."""
+    return Response(b'Internal server error', 500,
+                    {'Content-Type': 'text/plain; charset=UTF-8', 'Content-Length': '21'})
 
 
 def redirect(location: str, status_code: int = 302) -> Response:

@@ -19,7 +19,7 @@ from typing import Any, Optional, Set
 from . import http11
 from .exceptions import HTTPException
 from .requests import Request
-from .responses import Response, close_body
+from .responses import Response, close_body, internal_error
 
 logger = logging.getLogger('microdot.server')
 access_logger = logging.getLogger('microdot.access')
@@ -502,8 +502,7 @@ class HTTPConnection(asyncio.Protocol):
             headers = res.header_items()
         except Exception:
             logger.exception('Invalid response for %s %s', req.method, req.path)
-            res = Response('Internal server error', 500)
-            res.complete()
+            res = internal_error()
             headers = res.header_items()
         status = res.status_code
         body = res.body

@@ -36,7 +36,7 @@ from microdot.app import SWITCH_TO_LOOP
 from microdot.http11 import check_fields, reason_phrase
 from microdot.requests import Request
 from microdot.structures import NoCaseDict
-from microdot.responses import Response, _LimitedReader, close_body
+from microdot.responses import Response, _LimitedReader, close_body, internal_error
 from microdot.streams import BodyStream
 from microdot import ws_protocol as wsp
 # Microdot 2.x's wsgi module offers these too (``from microdot.wsgi import with_websocket``)
@@ -243,12 +243,14 @@ class WSGIAdapter:
                 start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Start the WSGI response and return its body iterable."""
         body = res.body
-        if type(body) is bytes and not res.headers and res.reason is None and \
+        if type(body) is bytes and not res._headers and res.reason is None and \
                 not res.is_head and res.status_code in _STATUS_LINES:
             # the common case, in one step: a byte body and no headers of its own
-            start_response(_STATUS_LINES[res.status_code],
-                           [_content_type_field(res), ('Content-Length', str(len(body)))])
-            return [body]
+            ctype = _content_type_field(res)
+            if ctype is not None:
+                start_response(_STATUS_LINES[res.status_code],
+                               [ctype, ('Content-Length', str(len(body)))])
+                return [body]
         try:
             res.complete()
             headers = [(name, value) for name, value in res.header_items()
@@ -257,8 +259,7 @@ class WSGIAdapter:
         except (ValueError, TypeError):
             logger.exception('Invalid response header for %s %s', req.method, req.path)
             close_body(res.body)
-            res = Response('Internal server error', 500)
-            res.complete()
+            res = internal_error()
             headers = res.header_items()
         status = res.status_code
         start_response('%d %s' % (status, res.reason_phrase()), headers)
@@ -282,14 +283,19 @@ _STATUS_LINES = {status: '%d %s' % (status, reason_phrase(status))
 _CONTENT_TYPES: Dict[str, Tuple[str, str]] = {}
 
 
-def _content_type_field(res: Response) -> Tuple[str, str]:
-    """The ``Content-Type`` field of a response that sets none, cached per default."""
+def _content_type_field(res: Response) -> Optional[Tuple[str, str]]:
+    """The ``Content-Type`` field of a response that sets none, cached per default
+    type; ``None`` if that type cannot be sent (``respond`` then answers 500)."""
     try:
         return _CONTENT_TYPES[res.default_content_type]
     except KeyError:
         field = ('Content-Type', res.default_type())
-        check_fields([field])
-        _CONTENT_TYPES[res.default_content_type] = field
+        try:
+            check_fields([field])
+        except ValueError:
+            return None
+        if len(_CONTENT_TYPES) < 64:
+            _CONTENT_TYPES[res.default_content_type] = field
         return field
 
 
