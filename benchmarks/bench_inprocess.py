@@ -9,12 +9,20 @@ meet.
 
     python benchmarks/bench_inprocess.py            # ASGI and WSGI tables
     python benchmarks/bench_inprocess.py --only wsgi
+    python benchmarks/bench_inprocess.py --instructions   # needs valgrind
+
+Timings swing on shared machines; ``--instructions`` counts CPU instructions per
+request instead (valgrind's callgrind, the difference between a run of 2,500 and one
+of 500 requests, so start-up cancels out), which is deterministic.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -33,7 +41,8 @@ VENVS = {
 HARNESS = textwrap.dedent('''
     import asyncio, json, sys, time
     N = int(sys.argv[2])
-    ROUTES = int(sys.argv[3])  # 0: hello world at '/'; N: N routes '/r<i>/<x>'
+    ROUTES = int(sys.argv[3])
+    COUNT_ONLY = sys.argv[4:] == ['count']  # one run of N requests, no timing  # 0: hello world at '/'; N: N routes '/r<i>/<x>'
     KIND, NAME = sys.argv[1].split(':')
     PATH = '/' if ROUTES == 0 else '/r%d/x' % (ROUTES - 1)
     BODY = b'Hello, World!'
@@ -81,6 +90,8 @@ HARNESS = textwrap.dedent('''
             asyncio.run(loop())
         run()
         assert BODY in out[-3:], out[-3:]
+        if COUNT_ONLY:
+            sys.exit(0)
     else:
         environ = {{'REQUEST_METHOD': 'GET', 'PATH_INFO': PATH, 'QUERY_STRING': '',
                    'SERVER_NAME': '127.0.0.1', 'SERVER_PORT': '8000', 'SCRIPT_NAME': '',
@@ -107,6 +118,8 @@ HARNESS = textwrap.dedent('''
                     close()
             assert body == BODY, body
         run()
+        if COUNT_ONLY:
+            sys.exit(0)
     print(json.dumps({{'us': best(run)}}))
 ''')
 
@@ -227,14 +240,48 @@ def measure(venvs: Path, key: str, n: int, routes: int) -> float:
     return json.loads(proc.stdout.strip().splitlines()[-1])['us']
 
 
+def count(venvs: Path, key: str, routes: int) -> float:
+    """CPU instructions per request, from two callgrind runs of different lengths."""
+    name = key.split(':')[1]
+    py = venv_python(venvs, WHERE.get(name, 'ours' if name == 'bare' else 'peers'))
+    body = textwrap.indent(textwrap.dedent(BUILDERS[key]).strip(), ' ' * 4).lstrip()
+    code = HARNESS.format(builder=body)
+    totals = []
+    for n in (500, 2500):
+        proc = subprocess.run(['valgrind', '--tool=callgrind', '--callgrind-out-file=/dev/null',
+                               str(py), '-c', code, key, str(n), str(routes), 'count'],
+                              capture_output=True, text=True, timeout=900)
+        found = re.search(r'Collected : (\d+)', proc.stderr)
+        if proc.returncode != 0 or not found:
+            raise RuntimeError('%s failed:\n%s' % (key, proc.stderr[-2000:]))
+        totals.append(int(found.group(1)))
+    return (totals[1] - totals[0]) / 2000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--only', choices=['asgi', 'wsgi'])
     parser.add_argument('-n', type=int, default=20000, help='requests per repeat')
     parser.add_argument('--venvs', default='/tmp/microdot-bench-venvs')
+    parser.add_argument('--instructions', action='store_true',
+                        help='count CPU instructions per request with valgrind')
     args = parser.parse_args()
     venvs = Path(args.venvs)
     venvs.mkdir(parents=True, exist_ok=True)
+    if args.instructions:
+        if not shutil.which('valgrind'):
+            sys.exit('--instructions needs valgrind: apt-get install valgrind')
+        for kind in ('asgi', 'wsgi'):
+            if args.only and kind != args.only:
+                continue
+            print('\n%s: CPU instructions per request (callgrind): hello world at /, '
+                  'and the last of 1,000 routes /r<i>/<x>' % kind.upper())
+            print('%-20s %10s %13s' % ('app', 'hello', '1,000 routes'))
+            for key in [k for k in BUILDERS if k.startswith(kind + ':')]:
+                hello = count(venvs, key, 0)
+                many = hello if key.endswith(':bare') else count(venvs, key, 1000)
+                print('%-20s %10.0f %13.0f' % (key.split(':')[1], hello, many), flush=True)
+        return
     for kind in ('asgi', 'wsgi'):
         if args.only and kind != args.only:
             continue
