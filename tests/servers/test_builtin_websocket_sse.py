@@ -82,6 +82,17 @@ def make_app():
             app.state['closer'] = exc.code
         await task
 
+    @app.route('/sender')
+    @with_websocket
+    async def sender(request, ws):
+        try:
+            while True:  # never receives: only a failing send() ends it
+                await ws.send('news')
+                await asyncio.sleep(0.01)
+        except WebSocketError as exc:
+            app.state['sender'] = exc.code
+            raise
+
     @app.route('/open')
     async def open_gate(request):
         app.state['gate'].set()
@@ -244,6 +255,53 @@ def test_close_from_another_task_while_receiving(server):
 
 
 # -- WebSocket with a raw socket ---------------------------------------------------
+
+@pytest.mark.parametrize('path', ['/echo', '/sender'])
+def test_server_shutdown_closes_websockets_with_1001(path):
+    app = make_app()
+    # the grace period is longer than live_server waits for the server to stop: the
+    # server only stops in time if the sessions end by themselves, after the 1001
+    with live_server(app, shutdown_timeout=60) as srv, \
+            ws_connect(srv.ws_url + path) as ws:
+        if path == '/echo':
+            ws.send('before')
+            assert ws.recv(timeout=5) == 'before'
+        else:
+            assert ws.recv(timeout=5) == 'news'
+        srv.loop.call_soon_threadsafe(srv.shutdown)
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                ws.recv(timeout=5)
+        assert info.value.rcvd is not None
+        assert (info.value.rcvd.code, info.value.rcvd.reason) == \
+            (1001, 'server shutting down')
+    if path == '/sender':
+        assert app.state['sender'] == 1001
+
+
+def test_websocket_opened_during_shutdown_is_closed_with_1001():
+    app = make_app()
+    entered = threading.Event()
+
+    @app.route('/late')
+    @with_websocket
+    async def late(request, ws):
+        await ws.receive()
+
+    @app.before_request
+    async def stop_first(request):
+        if request.path == '/late':  # the server starts stopping before the upgrade
+            request.app.server_for_test.shutdown()
+            entered.set()
+
+    with live_server(app, shutdown_timeout=60) as srv:
+        app.server_for_test = srv
+        with ws_connect(srv.ws_url + '/late') as ws:
+            assert entered.is_set()
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=5)
+            assert info.value.rcvd.code == 1001
+
 
 def handshake_bytes(path='/echo'):
     key = base64.b64encode(os.urandom(16)).decode()

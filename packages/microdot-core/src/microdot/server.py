@@ -14,7 +14,7 @@ import signal
 import socket
 import time
 from email.utils import formatdate
-from typing import Any, Optional, Set
+from typing import Any, Callable, Optional, Set
 
 from . import http11
 from .exceptions import HTTPException
@@ -216,6 +216,14 @@ class _SockWriter:
     async def wait_closed(self) -> None:
         pass
 
+    def on_shutdown(self, callback: Callable[[], None]) -> None:
+        """Have ``callback()`` called once when the server shuts down (at once if it
+        already is), so a protocol can close its session cleanly."""
+        if self.conn.server.stopping:
+            callback()
+        else:
+            self.conn.on_shutdown = callback
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.conn.transport.get_extra_info(name, default) \
             if self.conn.transport is not None else default
@@ -354,8 +362,18 @@ class HTTPConnection(asyncio.Protocol):
             finally:
                 self._drain_waiter = None
 
+    #: Set by a protocol running on this connection after an upgrade (the WebSocket
+    #: transport): called once when the server starts shutting down.
+    on_shutdown: Optional[Callable[[], None]] = None
+
     def shutdown(self) -> None:
-        """Server is stopping: close now if idle, else after the current response."""
+        """Server is stopping: close now if idle, else after the current response;
+        an upgraded connection is told through :attr:`on_shutdown`."""
+        callback = self.on_shutdown
+        if callback is not None:
+            self.on_shutdown = None
+            callback()
+            return
         if self.idle and self.parser.at_start and self.transport is not None:
             self.transport.close()
             if self.task is not None and not self.task.done():

@@ -168,6 +168,7 @@ class FramedTransport:
         self._write_lock = asyncio.Lock()
         self._finished = asyncio.Event()
         self._done = False
+        self._closing: Optional[asyncio.Future] = None
 
     @property
     def max_message_size(self) -> Optional[int]:
@@ -231,6 +232,16 @@ class FramedTransport:
             101, None, wsp.handshake_response_headers(self.accept_key, subprotocol)
             + list(headers))
         await self._write(head)
+        register = getattr(self.writer, 'on_shutdown', None)
+        if register is not None:  # the built-in server: 1001 when it shuts down
+            register(self._going_away)
+
+    def _going_away(self) -> None:
+        """The server is shutting down: start the closing handshake with 1001, which
+        ends the handler's ``receive()`` (and later ``send()``) with WebSocketError."""
+        if not self._done and self._closing is None:
+            self._closing = asyncio.ensure_future(
+                self.close(wsp.CLOSE_GOING_AWAY, 'server shutting down'))
 
     async def _next_event(self) -> Any:
         """The next decoded event (or ProtocolError), reading as needed."""
