@@ -41,8 +41,8 @@ VENVS = {
 HARNESS = textwrap.dedent('''
     import asyncio, json, sys, time
     N = int(sys.argv[2])
-    ROUTES = int(sys.argv[3])
-    COUNT_ONLY = sys.argv[4:] == ['count']  # one run of N requests, no timing  # 0: hello world at '/'; N: N routes '/r<i>/<x>'
+    ROUTES = int(sys.argv[3])  # 0: hello world at '/'; N: N routes '/r<i>/<x>'
+    COUNT_ONLY = sys.argv[4:] == ['count']  # one run of N requests, no timing
     KIND, NAME = sys.argv[1].split(':')
     PATH = '/' if ROUTES == 0 else '/r%d/x' % (ROUTES - 1)
     BODY = b'Hello, World!'

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 import microdot
-from microdot.asgi import ASGIAdapter, Microdot, asgi_adapter
+from microdot.asgi import Microdot, asgi_adapter
 from microdot.plugins import get_adapter
 
 

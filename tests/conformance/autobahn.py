@@ -14,7 +14,6 @@ number of cases per behaviour and exits 1 if any case FAILED.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os

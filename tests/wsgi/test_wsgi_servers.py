@@ -3,7 +3,6 @@ import hashlib
 import os
 import signal
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx

@@ -20,7 +20,7 @@ from microdot import __all__ as _core_all
 from microdot import Microdot as BaseMicrodot
 from microdot.http11 import check_fields
 from microdot.requests import Request, headers_from_raw
-from microdot.responses import Response, close_body, internal_error
+from microdot.responses import Response, close_body, default_type_field, internal_error
 from microdot.streams import BodyStream
 # Microdot 2.x's asgi module offers these too (``from microdot.asgi import with_websocket``)
 from microdot.websocket import WebSocket, WebSocketError, websocket_upgrade, with_websocket
@@ -129,10 +129,11 @@ class ASGIAdapter:
         if type(body) is bytes and not res._headers and not res.is_head and \
                 res.status_code >= 200 and res.status_code not in (204, 304):
             # the common case, in one step: a byte body and no headers of its own
-            ctype = _content_type_field(res)
+            ctype = default_type_field(res)
             if ctype is not None:
                 await send({'type': 'http.response.start', 'status': res.status_code,
-                            'headers': [ctype, (b'content-length', b'%d' % len(body))]})
+                            'headers': [(b'content-type', ctype[1].encode('latin-1')),
+                                        (b'content-length', b'%d' % len(body))]})
                 await send({'type': 'http.response.body', 'body': body})
                 return
         await self.send_response(req, res, receive, send)
@@ -409,24 +410,6 @@ def _check_header(name: str, value: str) -> bool:
 
 
 _WIRE_NAMES: Dict[str, bytes] = {}
-_CONTENT_TYPES: Dict[str, Tuple[bytes, bytes]] = {}
-
-
-def _content_type_field(res: Response) -> Optional[Tuple[bytes, bytes]]:
-    """The ``content-type`` field of a response that sets none, cached per default
-    type; ``None`` if that type cannot be sent (``send_response`` then answers 500)."""
-    try:
-        return _CONTENT_TYPES[res.default_content_type]
-    except KeyError:
-        ctype = res.default_type()
-        try:
-            check_fields([('Content-Type', ctype)])
-            field = (b'content-type', ctype.encode('latin-1'))
-        except (ValueError, UnicodeEncodeError):
-            return None
-        if len(_CONTENT_TYPES) < 64:
-            _CONTENT_TYPES[res.default_content_type] = field
-        return field
 
 
 def _wire_name(name: str) -> bytes:

@@ -323,21 +323,17 @@ class Microdot:
             return 404
         for route, args in matches:
             if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
+                req.route = route
+                req.url_args = args or {}  # a static route's {} is shared
                 break
         else:
-            route = None
-        found = route is not None
-        if not found:
-            route = matches[0][0]
+            route = matches[0][0]  # the path exists, but not for this method
+        # where the route came from (the class defaults suit routes of this app)
         if route.url_prefix or req.root_path:
             req.url_prefix = req.root_path + route.url_prefix
         if route.subapp is not None:
             req.subapp = route.subapp
-        if not found:
-            return 405
-        req.route = route
-        req.url_args = args or {}  # a static route's {} is shared
-        return route.handler
+        return route.handler if req.route is route else 405
 
     def allowed_methods(self, path: str) -> List[str]:
         """The methods some route accepts for ``path`` (plus HEAD and OPTIONS)."""

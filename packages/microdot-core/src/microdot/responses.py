@@ -9,7 +9,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Union
 
-from .http11 import reason_phrase
+from .http11 import check_fields, reason_phrase
 from .structures import NoCaseDict
 
 try:  # pragma: no cover - optional speed-up
@@ -444,6 +444,27 @@ def close_body(body: Any) -> None:
 
 
 Response.already_handled = Response()
+
+
+_TYPE_FIELDS: Dict[str, Tuple[str, str]] = {}
+
+
+def default_type_field(res: Response) -> Optional[Tuple[str, str]]:
+    """``('Content-Type', value)`` for a response that sets no type, checked and cached
+    per ``default_content_type``; ``None`` if that type cannot be sent (CR, LF, NUL or
+    not latin-1), leaving the caller's full path to answer 500."""
+    try:
+        return _TYPE_FIELDS[res.default_content_type]
+    except KeyError:
+        field = ('Content-Type', res.default_type())
+        try:
+            check_fields([field])
+            field[1].encode('latin-1')
+        except (ValueError, UnicodeEncodeError):
+            return None
+        if len(_TYPE_FIELDS) < 64:
+            _TYPE_FIELDS[res.default_content_type] = field
+        return field
 
 
 def internal_error() -> Response:

@@ -36,7 +36,8 @@ from microdot.app import SWITCH_TO_LOOP
 from microdot.http11 import check_fields, reason_phrase
 from microdot.requests import Request
 from microdot.structures import NoCaseDict
-from microdot.responses import Response, _LimitedReader, close_body, internal_error
+from microdot.responses import (Response, _LimitedReader, close_body, default_type_field,
+                                internal_error)
 from microdot.streams import BodyStream
 from microdot import ws_protocol as wsp
 # Microdot 2.x's wsgi module offers these too (``from microdot.wsgi import with_websocket``)
@@ -246,7 +247,7 @@ class WSGIAdapter:
         if type(body) is bytes and not res._headers and res.reason is None and \
                 not res.is_head and res.status_code in _STATUS_LINES:
             # the common case, in one step: a byte body and no headers of its own
-            ctype = _content_type_field(res)
+            ctype = default_type_field(res)
             if ctype is not None:
                 start_response(_STATUS_LINES[res.status_code],
                                [ctype, ('Content-Length', str(len(body)))])
@@ -280,23 +281,6 @@ class WSGIAdapter:
 _STATUS_LINES = {status: '%d %s' % (status, reason_phrase(status))
                  for status in (200, 201, 202, 203, 206, 207, 400, 401, 403, 404, 405,
                                 409, 410, 413, 415, 422, 429, 500, 502, 503)}
-_CONTENT_TYPES: Dict[str, Tuple[str, str]] = {}
-
-
-def _content_type_field(res: Response) -> Optional[Tuple[str, str]]:
-    """The ``Content-Type`` field of a response that sets none, cached per default
-    type; ``None`` if that type cannot be sent (``respond`` then answers 500)."""
-    try:
-        return _CONTENT_TYPES[res.default_content_type]
-    except KeyError:
-        field = ('Content-Type', res.default_type())
-        try:
-            check_fields([field])
-        except ValueError:
-            return None
-        if len(_CONTENT_TYPES) < 64:
-            _CONTENT_TYPES[res.default_content_type] = field
-        return field
 
 
 def headers_from_environ(environ: Dict[str, Any]) -> NoCaseDict:
