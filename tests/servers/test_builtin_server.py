@@ -219,6 +219,29 @@ def test_head_has_no_body_but_the_get_length():
         assert second.startswith(b'HTTP/1.1 200 OK')  # no body bytes in between
 
 
+def test_plain_responses_have_exactly_length_type_and_date(monkeypatch):
+    app = Microdot()
+    app.route('/s')(lambda req: 'plain')
+    app.route('/c')(lambda req: ('made', 201))
+    app.route('/h')(lambda req: ('x', {'X-A': '1'}))
+    with live_server(app) as server, connect(server) as s:
+        s.sendall(b'GET /s HTTP/1.1\r\nHost: x\r\n\r\n')
+        status, headers, body, _ = read_response(s)
+        assert (status, body) == (200, b'plain')
+        assert sorted(headers) == ['content-length', 'content-type', 'date']
+        assert headers['content-type'] == 'text/plain; charset=UTF-8'
+        s.sendall(b'GET /c HTTP/1.1\r\nHost: x\r\n\r\n')
+        status, headers, body, _ = read_response(s)
+        assert (status, body) == (201, b'made') and headers['content-length'] == '4'
+        monkeypatch.setattr(microdot.Response, 'default_content_type', 'text/x-50%')
+        s.sendall(b'GET /s HTTP/1.1\r\nHost: x\r\n\r\n')
+        _, headers, body, _ = read_response(s)
+        assert headers['content-type'] == 'text/x-50%; charset=UTF-8' and body == b'plain'
+        s.sendall(b'GET /h HTTP/1.1\r\nHost: x\r\n\r\n')  # own headers: full path
+        _, headers, body, _ = read_response(s)
+        assert headers['x-a'] == '1' and body == b'x' and 'date' in headers
+
+
 def test_unsendable_headers_give_a_plain_500(monkeypatch, caplog):
     app = Microdot()
     app.route('/bad')(lambda req: ('x', {'X-Bad': 'a\r\nSet-Cookie: evil=1'}))
