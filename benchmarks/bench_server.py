@@ -9,8 +9,12 @@ into the project).
 
     python benchmarks/bench_server.py                 # 3 rounds of 5 s
     python benchmarks/bench_server.py --rounds 5 --duration 10
+    python benchmarks/bench_server.py --instructions  # needs valgrind
 
 Also measures the memory of idle keep-alive connections on the built-in server.
+``--instructions`` counts the server process's CPU instructions per request instead
+(valgrind's callgrind; one keep-alive client sending requests one after the other; the
+difference between 1,300 and 300 requests, so start-up and shutdown cancel out).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -137,6 +142,42 @@ def idle_connection_memory(venvs: Path, workdir: Path, count: int = 1000) -> flo
         stop(proc)
 
 
+def served_instructions(target: str, venvs: Path, workdir: Path, requests: int) -> int:
+    """CPU instructions the server of ``target`` runs, from start to exit, when one
+    keep-alive client sends ``requests`` requests one after the other."""
+    venv, packages, app, template, env = TARGETS[target]
+    py = ensure_venv(venvs, venv, packages)
+    app_file = workdir / (app.replace('-', '_') + '.py')
+    app_file.write_text(APPS[app])
+    port = free_port()
+    cmd = ['valgrind', '--tool=callgrind', '--callgrind-out-file=/dev/null'] + \
+        template.format(py=py, app=app_file, port=port, dir=workdir).split()
+    proc = subprocess.Popen(cmd, env=dict(os.environ, **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_port(port, proc, timeout=300)
+        with socket.create_connection(('127.0.0.1', port), timeout=60) as s:
+            for _ in range(requests):
+                s.sendall(b'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+                data = b''
+                while b'Hello, World!' not in data:
+                    try:
+                        chunk = s.recv(65536)
+                    except ConnectionResetError:
+                        chunk = b''
+                    if not chunk:
+                        raise RuntimeError('%s did not keep the connection alive' % target)
+                    data += chunk
+        os.killpg(proc.pid, signal.SIGTERM)
+        out = proc.communicate(timeout=300)[0]
+    finally:
+        stop(proc)
+    found = re.search(r'Collected : (\d+)', out)
+    if not found:
+        raise RuntimeError('no callgrind total for %s:\n%s' % (target, out[-2000:]))
+    return int(found.group(1))
+
+
 def child_pid(proc: subprocess.Popen) -> int:
     """The python process under ``taskset`` (taskset execs, so it is the same pid)."""
     return proc.pid
@@ -148,14 +189,33 @@ def main() -> None:
     parser.add_argument('--duration', type=int, default=5)
     parser.add_argument('--connections', type=int, default=50)
     parser.add_argument('--venvs', default='/tmp/microdot-bench-venvs')
-    parser.add_argument('--targets', nargs='*', default=list(TARGETS))
+    parser.add_argument('--targets', nargs='*')
+    parser.add_argument('--instructions', action='store_true',
+                        help='count CPU instructions per request with valgrind')
     args = parser.parse_args()
+    if args.instructions:
+        if not shutil.which('valgrind'):
+            sys.exit('--instructions needs valgrind: apt-get install valgrind')
+        venvs = Path(args.venvs)
+        workdir = venvs / 'apps'
+        workdir.mkdir(parents=True, exist_ok=True)
+        print('CPU instructions per request in the server process (callgrind, one '
+              'keep-alive client, requests one after the other)')
+        # upstream Microdot's server does not keep this client's connection alive, and
+        # the uvloop variant runs the same Python code
+        for target in args.targets or ['microdot-core (asyncio)', 'uvicorn + bare ASGI',
+                                       'uvicorn[standard] + bare ASGI']:
+            few = served_instructions(target, venvs, workdir, 300)
+            many = served_instructions(target, venvs, workdir, 1300)
+            print('%-32s %10.0f' % (target, (many - few) / 1000), flush=True)
+        return
     if not shutil.which('wrk'):
         sys.exit('wrk is needed: apt-get install wrk')
     venvs = Path(args.venvs)
     venvs.mkdir(parents=True, exist_ok=True)
     workdir = venvs / 'apps'
     workdir.mkdir(exist_ok=True)
+    args.targets = args.targets or list(TARGETS)
     results = {t: [] for t in args.targets}
     for rnd in range(args.rounds):
         for target in args.targets:
