@@ -816,3 +816,14 @@ def test_response_headers_are_created_on_first_use():
     res.headers = {'X-B': '2'}
     assert isinstance(res.headers, NoCaseDict) and res.headers['x-b'] == '2'
     assert Response('x', headers={'X-C': '3'}).headers['x-c'] == '3'
+
+
+def test_plain_type_field_only_for_byte_bodies_without_own_headers():
+    from microdot.responses import plain_type_field
+    assert plain_type_field(Response('x')) == ('Content-Type', 'text/plain; charset=UTF-8')
+    assert plain_type_field(Response('x', 418)) is not None
+    head = Response('x')
+    head.is_head = True
+    for res in (Response('x', headers={'X-A': '1'}), Response(b'', 204), Response(b'', 304),
+                Response(iter([b'x'])), Response('x', 101), head):
+        assert plain_type_field(res) is None, res.status_code

@@ -20,7 +20,7 @@ from microdot import __all__ as _core_all
 from microdot import Microdot as BaseMicrodot
 from microdot.http11 import check_fields
 from microdot.requests import Request, headers_from_raw
-from microdot.responses import Response, close_body, default_type_field, internal_error
+from microdot.responses import Response, close_body, internal_error, plain_type_field
 from microdot.streams import BodyStream
 # Microdot 2.x's asgi module offers these too (``from microdot.asgi import with_websocket``)
 from microdot.websocket import WebSocket, WebSocketError, websocket_upgrade, with_websocket
@@ -125,18 +125,15 @@ class ASGIAdapter:
         res = await self.app.dispatch_request(req)
         if res is Response.already_handled:
             return
-        body = res.body
-        if type(body) is bytes and not res._headers and not res.is_head and \
-                res.status_code >= 200 and res.status_code not in (204, 304):
-            # the common case, in one step: a byte body and no headers of its own
-            ctype = default_type_field(res)
-            if ctype is not None:
-                await send({'type': 'http.response.start', 'status': res.status_code,
-                            'headers': [(b'content-type', ctype[1].encode('latin-1')),
-                                        (b'content-length', b'%d' % len(body))]})
-                await send({'type': 'http.response.body', 'body': body})
-                return
-        await self.send_response(req, res, receive, send)
+        ctype = plain_type_field(res)
+        if ctype is not None:  # the common case, in one step
+            body = res.body
+            await send({'type': 'http.response.start', 'status': res.status_code,
+                        'headers': [(b'content-type', ctype[1].encode('latin-1')),
+                                    (b'content-length', b'%d' % len(body))]})
+            await send({'type': 'http.response.body', 'body': body})
+        else:
+            await self.send_response(req, res, receive, send)
 
     async def send_response(self, req: Request, res: Response, receive: Receive,
                             send: Send) -> None:

@@ -449,22 +449,33 @@ Response.already_handled = Response()
 _TYPE_FIELDS: Dict[str, Tuple[str, str]] = {}
 
 
-def default_type_field(res: Response) -> Optional[Tuple[str, str]]:
-    """``('Content-Type', value)`` for a response that sets no type, checked and cached
-    per ``default_content_type``; ``None`` if that type cannot be sent (CR, LF, NUL or
-    not latin-1), leaving the caller's full path to answer 500."""
+def plain_type_field(res: Response) -> Optional[Tuple[str, str]]:
+    """For a *plain* response (a byte body that is sent, no headers of its own, any
+    status that has a body): its ``('Content-Type', value)`` field, so that servers
+    and adapters can send it in one step with a Content-Length. ``None`` for any other
+    response, or if the default type cannot be sent (CR, LF, NUL or not latin-1): the
+    caller's full path then handles it (and answers 500 for a bad type)."""
+    status = res.status_code
+    if type(res.body) is not bytes or res._headers or res.is_head or \
+            type(status) is not int or not 200 <= status <= 999 or status in (204, 304):
+        return None
+    field = _TYPE_FIELDS.get(res.default_content_type)
+    if field is None:
+        field = _default_type_field(res)
+    return field
+
+
+def _default_type_field(res: Response) -> Optional[Tuple[str, str]]:
+    """The checked ``Content-Type`` field for ``default_content_type`` (then cached)."""
+    field = ('Content-Type', res.default_type())
     try:
-        return _TYPE_FIELDS[res.default_content_type]
-    except KeyError:
-        field = ('Content-Type', res.default_type())
-        try:
-            check_fields([field])
-            field[1].encode('latin-1')
-        except (ValueError, UnicodeEncodeError):
-            return None
-        if len(_TYPE_FIELDS) < 64:
-            _TYPE_FIELDS[res.default_content_type] = field
-        return field
+        check_fields([field])
+        field[1].encode('latin-1')
+    except (ValueError, UnicodeEncodeError):
+        return None
+    if len(_TYPE_FIELDS) < 64:
+        _TYPE_FIELDS[res.default_content_type] = field
+    return field
 
 
 def internal_error() -> Response:

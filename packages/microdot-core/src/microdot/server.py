@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Optional, Set, Tuple
 from . import http11
 from .exceptions import HTTPException
 from .requests import Request
-from .responses import Response, close_body, default_type_field, internal_error
+from .responses import Response, close_body, internal_error, plain_type_field
 
 logger = logging.getLogger('microdot.server')
 access_logger = logging.getLogger('microdot.access')
@@ -45,49 +45,37 @@ DEFAULTS = {
 
 _HIGH_WATER = 256 * 1024
 
-_date_cache = [0, '']
+_date_cache: list = [0, '', b'']
 
 
 def http_date() -> str:
     """The current time as an HTTP date, recomputed at most once a second."""
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True)
+        date = formatdate(now, usegmt=True)
+        _date_cache[:] = [now, date, date.encode('ascii')]  # one step: threads may read
     return _date_cache[1]
 
 
-_date_bytes_cache = ['', b'']
-
-
 def _date_bytes() -> bytes:
-    """:func:`http_date` as bytes."""
-    date = http_date()
-    if _date_bytes_cache[0] is not date:
-        _date_bytes_cache[1] = date.encode('ascii')
-        _date_bytes_cache[0] = date
-    return _date_bytes_cache[1]
+    """:func:`http_date` as bytes (from the same cache)."""
+    http_date()
+    return _date_cache[2]
 
 
 #: (status, content type) -> the head's text before the length and before the date
 _PLAIN_HEADS: Dict[Tuple[int, str], Tuple[bytes, bytes]] = {}
 
 
-def _plain_head(res: Response) -> Optional[Tuple[bytes, bytes]]:
-    """The head of a keep-alive HTTP/1.1 response with a byte body and no headers of
-    its own, in two parts (before the length, before the date); ``None`` when such a
-    response takes the full path."""
-    status = res.status_code
-    field = default_type_field(res)
-    if field is None or type(status) is not int or not 200 <= status <= 999 or \
-            status in (204, 304):
-        return None
-    key = (status, field[1])
+def _plain_head(status: int, ctype: str) -> Tuple[bytes, bytes]:
+    """The keep-alive HTTP/1.1 head of a plain response (see ``plain_type_field``) in
+    two parts: before the length, and before the date."""
+    key = (status, ctype)
     head = _PLAIN_HEADS.get(key)
     if head is None:
         status_line = http11.serialize_response_head(status, None, [])[:-2]
         head = (status_line + b'Content-Length: ',
-                b'\r\nContent-Type: ' + field[1].encode('latin-1') + b'\r\nDate: ')
+                b'\r\nContent-Type: ' + ctype.encode('latin-1') + b'\r\nDate: ')
         if len(_PLAIN_HEADS) < 256:
             _PLAIN_HEADS[key] = head
     return head
@@ -550,18 +538,18 @@ class HTTPConnection(asyncio.Protocol):
         """Write ``res`` with HTTP/1.1 framing (chunked when the length is unknown)."""
         transport = self.transport
         assert transport is not None
-        body = res.body
-        if type(body) is bytes and not res._headers and res.reason is None and \
-                self.keep_alive and not self.server.stopping and \
-                req.http_version == '1.1' and req.method != 'HEAD':
-            # the common case, in one step: a byte body and no headers of its own
-            head = _plain_head(res)
-            if head is not None:
-                transport.write(b'%s%d%s%s\r\n\r\n%s' % (head[0], len(body), head[1],
-                                                          _date_bytes(), body))
-                if self._write_paused:
-                    await self.drain()
-                return
+        ctype = plain_type_field(res)
+        if ctype is not None and res.reason is None and self.keep_alive and \
+                not self.server.stopping and req.http_version == '1.1' and \
+                req.method != 'HEAD':
+            # the common case, in one step, with a head cached per status and type
+            head = _plain_head(res.status_code, ctype[1])
+            body = res.body
+            transport.write(b'%s%d%s%s\r\n\r\n%s' % (head[0], len(body), head[1],
+                                                      _date_bytes(), body))
+            if self._write_paused:
+                await self.drain()
+            return
         http10 = req.http_version == '1.0'
         try:
             res.complete()

@@ -36,8 +36,8 @@ from microdot.app import SWITCH_TO_LOOP
 from microdot.http11 import check_fields, reason_phrase
 from microdot.requests import Request
 from microdot.structures import NoCaseDict
-from microdot.responses import (Response, _LimitedReader, close_body, default_type_field,
-                                internal_error)
+from microdot.responses import (Response, _LimitedReader, close_body, internal_error,
+                                plain_type_field)
 from microdot.streams import BodyStream
 from microdot import ws_protocol as wsp
 # Microdot 2.x's wsgi module offers these too (``from microdot.wsgi import with_websocket``)
@@ -243,15 +243,13 @@ class WSGIAdapter:
     def respond(self, req: Request, res: Response, environ: Dict[str, Any],
                 start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Start the WSGI response and return its body iterable."""
-        body = res.body
-        if type(body) is bytes and not res._headers and res.reason is None and \
-                not res.is_head and res.status_code in _STATUS_LINES:
-            # the common case, in one step: a byte body and no headers of its own
-            ctype = default_type_field(res)
-            if ctype is not None:
-                start_response(_STATUS_LINES[res.status_code],
-                               [ctype, ('Content-Length', str(len(body)))])
-                return [body]
+        ctype = plain_type_field(res)
+        if ctype is not None and res.reason is None and res.status_code in _STATUS_LINES:
+            # the common case, in one step
+            body = res.body
+            start_response(_STATUS_LINES[res.status_code],
+                           [ctype, ('Content-Length', str(len(body)))])
+            return [body]
         try:
             res.complete()
             headers = [(name, value) for name, value in res.header_items()
