@@ -18,13 +18,14 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from typing import Dict, Iterator, Optional, Tuple
+
+from _common import free_port, wait_port  # noqa: E402
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'packages',
                    'microdot-core', 'src')
@@ -85,25 +86,6 @@ def reset_peak(pid: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError('server exited with %s' % proc.returncode)
-        try:
-            with socket.create_connection(('127.0.0.1', port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError('server did not listen within %.0fs' % timeout)
 
 
 def multipart_body(size: int, digest) -> Tuple[int, Iterator[bytes]]:
@@ -199,7 +181,7 @@ def main(argv: Optional[list] = None) -> int:
                              str(port), dest], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        wait_for_port(port, proc)
+        wait_port(port, proc, timeout=20)
         # warm up: imports, the temporary-file path, buffers
         for warm in (1024, 2 * 1024 * 1024):
             upload(port, warm, timeout=30)

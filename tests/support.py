@@ -137,3 +137,14 @@ def live_server(app, host='127.0.0.1', ssl_context=None, **options):
         thread.join(15)
         assert not thread.is_alive(), 'server did not stop'
         loop.close()
+
+
+def wait_for_line(path, text, timeout=10):
+    """Poll the file ``path`` until it contains ``text``; False after ``timeout``
+    seconds (servers under test write what their hooks saw there)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and text in open(path).read():
+            return True
+        time.sleep(0.02)
+    return False

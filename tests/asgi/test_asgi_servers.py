@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from support import ROOT, ServerProcess, free_port, serve
+from support import ROOT, ServerProcess, free_port, serve, wait_for_line
 
 APPS = str(ROOT / 'tests' / 'apps')
 
@@ -22,15 +22,6 @@ def server_cmd(name, port, target='asgi_app:app', extra=()):
 
 
 SERVERS = ['uvicorn', 'hypercorn']
-
-
-def wait_for_line(path, text, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and text in open(path).read():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.mark.parametrize('name', SERVERS)

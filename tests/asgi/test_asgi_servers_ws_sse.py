@@ -6,14 +6,13 @@ app records what it sees in a file; waits on it are bounded polls, never fixed s
 import json
 import os
 import sys
-import time
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from support import ROOT, ServerProcess, free_port, serve
+from support import ROOT, ServerProcess, free_port, serve, wait_for_line
 
 APPS = str(ROOT / 'tests' / 'apps')
 EXAMPLES = str(ROOT / 'examples')
@@ -32,15 +31,6 @@ def server_cmd(name, port, target, ws=None):
     return [sys.executable, '-m', 'hypercorn', '--bind', '127.0.0.1:%d' % port,
             '--log-level', 'warning', target]
 
-
-def wait_for_line(path, text, timeout=10):
-    """Poll ``path`` until it contains ``text`` (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(path) and text in open(path).read():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture(scope='module', params=SERVERS, ids=IDS)
