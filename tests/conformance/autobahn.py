@@ -17,11 +17,9 @@ import argparse
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, List
@@ -33,8 +31,10 @@ except ImportError:  # run outside the hatch environment: use the source tree
     sys.path.insert(0, str(ROOT / 'packages' / 'microdot-core' / 'src'))
 
 from microdot import Microdot  # noqa: E402
-from microdot.server import Server, _new_event_loop  # noqa: E402
 from microdot.websocket import WebSocketError, with_websocket  # noqa: E402
+
+sys.path.insert(0, str(ROOT / 'tests'))
+from support import live_server  # noqa: E402  (the built-in server in a thread)
 
 logger = logging.getLogger('autobahn')
 
@@ -68,8 +68,9 @@ def install() -> Path:
     return wrapper
 
 
-def echo_app() -> Microdot:
-    app = Microdot()
+def echo_app(cls: Any = Microdot) -> Any:
+    """An application of class ``cls`` that echoes WebSocket messages at ``/echo``."""
+    app = cls()
 
     @app.route('/echo')
     @with_websocket
@@ -81,31 +82,6 @@ def echo_app() -> Microdot:
             pass
 
     return app
-
-
-def start_server(app: Microdot) -> tuple:
-    """Serve ``app`` on 127.0.0.1 (a free port) in a thread; returns (server, loop, thread)."""
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    server = Server(app)
-    loop = _new_event_loop()  # uvloop when installed, as run() does
-    started = threading.Event()
-
-    async def main() -> None:
-        await server.start('127.0.0.1', port)
-        started.set()
-        try:
-            await server._stop_event.wait()
-        finally:
-            await server.stop()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    if not started.wait(10):
-        raise SystemExit('the server did not start')
-    server.port = port
-    return server, loop, thread
 
 
 def summarise(index: Dict[str, Any]) -> Counter:
@@ -130,8 +106,7 @@ def main(argv: List[str] | None = None) -> int:
     logging.getLogger('microdot.websocket').setLevel(logging.WARNING)
     wrapper = install()
     outdir = Path(args.outdir or tempfile.mkdtemp(prefix='autobahn-report-'))
-    server, loop, thread = start_server(echo_app())
-    try:
+    with live_server(echo_app()) as server:
         spec = {'outdir': str(outdir),
                 'servers': [{'agent': 'microdot',
                              'url': 'ws://127.0.0.1:%d/echo' % server.port}],
@@ -142,9 +117,6 @@ def main(argv: List[str] | None = None) -> int:
         logger.info('Running cases %s against port %d', ' '.join(args.cases), server.port)
         subprocess.run([PYTHON2, str(wrapper), '-m', 'fuzzingclient', '-s', str(spec_file)],
                        cwd=str(outdir), check=True, stdout=subprocess.DEVNULL)
-    finally:
-        loop.call_soon_threadsafe(server.shutdown)
-        thread.join(30)
     index = json.loads((outdir / 'index.json').read_text())
     print('Cases not plainly OK (behaviour, close behaviour):')
     counts = summarise(index)

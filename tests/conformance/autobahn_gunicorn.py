@@ -29,24 +29,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
-from microdot.websocket import WebSocketError, with_websocket
 from microdot.wsgi import Microdot
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger('autobahn.gunicorn')
 
-app = Microdot()
+sys.path.insert(0, str(HERE))
+from autobahn import echo_app  # noqa: E402
 
-
-@app.route('/echo')
-@with_websocket
-async def echo(request: Any, ws: Any) -> None:
-    """Send every message back as it came (text or binary)."""
-    try:
-        while True:
-            await ws.send(await ws.receive())
-    except WebSocketError:
-        pass
+app = echo_app(Microdot)
 
 
 WORKER_ARGS = {
