@@ -575,7 +575,9 @@ def test_ipv6_loopback():
         assert res.json()['client'][0] == '::1'
 
 
-def test_tls(tmp_path):
+@pytest.fixture
+def tls_contexts(tmp_path):
+    """(server context, client context) for a throwaway self-signed certificate."""
     openssl = shutil.which('openssl')
     if openssl is None:
         pytest.skip('the openssl command is needed to make a test certificate')
@@ -585,11 +587,40 @@ def test_tls(tmp_path):
                    check=True, capture_output=True, timeout=60)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(cert), str(key))
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    client_ctx.check_hostname = False
+    return ctx, client_ctx
+
+
+def test_tls(tls_contexts):
+    ctx, client_ctx = tls_contexts
     with live_server(ssl_context=ctx) as server:
-        client_ctx = ssl.create_default_context(cafile=str(cert))
-        client_ctx.check_hostname = False
         res = httpx.get('https://127.0.0.1:%d/info' % server.port, verify=client_ctx)
         assert res.status_code == 200 and res.json()['scheme'] == 'https'
+
+
+@pytest.mark.parametrize('close_notify', [True, False])
+def test_tls_client_closing_is_not_logged_as_a_warning(tls_contexts, caplog, close_notify):
+    """A TLS client ending its keep-alive connection (with or without close_notify) is
+    routine: asyncio must not be asked to keep the TLS transport half open."""
+    ctx, client_ctx = tls_contexts
+    caplog.set_level(logging.WARNING)
+    with live_server(ssl_context=ctx) as server:
+        raw = socket.create_connection(('127.0.0.1', server.port), timeout=10)
+        sock = client_ctx.wrap_socket(raw, server_hostname='localhost')
+        sock.sendall(b'GET /info HTTP/1.1\r\nHost: localhost\r\n\r\n')
+        assert sock.recv(65536).startswith(b'HTTP/1.1 200 ')
+        if close_notify:
+            sock = sock.unwrap()
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(10)
+        assert sock.recv(100) == b''  # the server closes its side in answer
+        sock.close()
+        deadline = time.monotonic() + 10
+        while server.connections and time.monotonic() < deadline:
+            time.sleep(0.01)  # the connection's bookkeeping ends on the server's loop
+        assert not server.connections
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 SLOW_APP = '''

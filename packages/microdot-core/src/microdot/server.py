@@ -325,7 +325,9 @@ class HTTPConnection(asyncio.Protocol):
                 # download) has gone: stop the generator now, not at the next write
                 self.task.cancel()
         self._wake()
-        return True
+        # keep the transport open to answer a half-closed request; asyncio's TLS
+        # transport cannot (it closes, warning on every connection if asked to)
+        return self.scheme != 'https'
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.lost = True
