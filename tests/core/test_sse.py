@@ -200,6 +200,48 @@ def test_closing_the_stream_cancels_the_event_function():
     assert state == ['finally']
 
 
+def test_server_shutdown_ends_the_stream_after_what_was_queued():
+    state = []
+
+    async def events(request, sse):
+        try:
+            await sse.send('start')
+            await asyncio.Event().wait()  # nothing more until cancelled
+        finally:
+            state.append('finally')
+            await sse.send('goodbye')  # queued on the way out: still delivered
+
+    async def main():
+        app = app_with(events, keepalive=None)
+        req = Request(app, ('127.0.0.1', 1), 'GET', '/events', '1.1', {})
+        res = await app.dispatch_request(req)
+        body = res.body_iter()
+        chunks = [await body.__anext__()]
+        res.body.on_server_shutdown()
+        chunks += [chunk async for chunk in body]
+        return chunks
+
+    assert run(asyncio.wait_for(main(), 10)) == [b'data: start\n\n', b'data: goodbye\n\n']
+    assert state == ['finally']
+
+
+def test_server_shutdown_before_the_stream_starts_sends_nothing():
+    started = []
+
+    async def events(request, sse):
+        started.append(True)
+
+    async def main():
+        app = app_with(events)
+        req = Request(app, ('127.0.0.1', 1), 'GET', '/events', '1.1', {})
+        res = await app.dispatch_request(req)
+        res.body.on_server_shutdown()
+        return [chunk async for chunk in res.body_iter()]
+
+    assert run(main()) == []
+    assert started == []
+
+
 def test_head_request_starts_no_task():
     started = []
 

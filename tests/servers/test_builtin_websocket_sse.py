@@ -120,6 +120,7 @@ def make_app():
             await asyncio.Event().wait()  # nothing more, ever: only keep-alives
         finally:
             app.state['finally'].set()
+            await sse.send('goodbye')
 
     return app
 
@@ -397,3 +398,36 @@ def test_sse_event_function_cancelled_when_client_goes_away(fresh_server):
         assert not flag.is_set()
     # leaving the block closes the connection; a keep-alive write notices it
     assert flag.wait(5), "the event function's finally did not run"
+
+
+# -- SSE and the server's shutdown -------------------------------------------------
+
+def test_server_shutdown_ends_sse_streams_cleanly():
+    """The stream ends with its last chunk (httpx would raise on a cut chunked body)
+    right away, not after ``shutdown_timeout``: live_server waits 15 s at most."""
+    app = make_app()
+    with live_server(app, shutdown_timeout=60) as srv:
+        with httpx.stream('GET', srv.url + '/sse-forever', timeout=5) as res:
+            lines = res.iter_lines()
+            assert next(lines) == 'data: start'
+            srv.loop.call_soon_threadsafe(srv.shutdown)
+            rest = [line for line in lines if line and line != ': keep-alive']
+        assert rest == ['data: goodbye']
+        assert app.state['finally'].is_set()
+
+
+def test_sse_stream_starting_during_shutdown_ends_at_once():
+    app = make_app()
+
+    @app.before_request
+    async def stop_first(request):
+        if request.path == '/sse-forever':  # shutdown begins while the handler runs
+            request.app.server_for_test.shutdown()
+
+    with live_server(app, shutdown_timeout=60) as srv:
+        app.server_for_test = srv
+        res = httpx.get(srv.url + '/sse-forever', timeout=5)
+        assert res.status_code == 200
+        assert res.headers['content-type'] == 'text/event-stream'
+        assert res.text == ''
+        assert res.headers['connection'] == 'close'

@@ -268,6 +268,8 @@ class HTTPConnection(asyncio.Protocol):
         self.lost = False
         self.idle = True
         self.streaming = False
+        #: The streamed body's ``on_server_shutdown`` hook, while it streams.
+        self._end_stream: Optional[Callable[[], None]] = None
         self.upgraded = False
         self._waiter: Optional[asyncio.Future] = None
         self._drain_waiter: Optional[asyncio.Future] = None
@@ -394,11 +396,17 @@ class HTTPConnection(asyncio.Protocol):
 
     def shutdown(self) -> None:
         """Server is stopping: close now if idle, else after the current response;
-        an upgraded connection is told through :attr:`on_shutdown`."""
+        an upgraded connection is told through :attr:`on_shutdown`, an endless body
+        (an SSE stream) through its ``on_server_shutdown()``."""
         callback = self.on_shutdown
         if callback is not None:
             self.on_shutdown = None
             callback()
+            return
+        end_stream = self._end_stream
+        if end_stream is not None:
+            self._end_stream = None
+            end_stream()
             return
         if self.idle and self.parser.at_start and self.transport is not None:
             self.transport.close()
@@ -601,6 +609,12 @@ class HTTPConnection(asyncio.Protocol):
             return
         transport.write(head)
         self.streaming = True
+        end_stream = getattr(body, 'on_server_shutdown', None)
+        if end_stream is not None:
+            if self.server.stopping:  # the shutdown began while the handler ran
+                end_stream()
+            else:
+                self._end_stream = end_stream
         iterator = res.body_iter()
         try:
             async for chunk in iterator:
@@ -620,6 +634,7 @@ class HTTPConnection(asyncio.Protocol):
                              req.method, req.path)
         finally:
             self.streaming = False
+            self._end_stream = None
             await iterator.aclose()
         # the body was cut short: the client must not take it as complete
         self.keep_alive = False

@@ -7,7 +7,8 @@
         await sse.send({'n': 1}, event='update')    # JSON data, named event
 
 The event function runs in its own task while the response streams; it is cancelled
-(its ``finally`` blocks run) when the client goes away or the stream is closed. Data
+(its ``finally`` blocks run) when the client goes away, the stream is closed or the
+built-in server shuts down (then what it queued is sent and the stream ends). Data
 is split on every line break into several ``data:`` lines, so it can never inject
 other fields. While idle, a comment line is sent every ``SSE.keepalive_interval``
 seconds so that proxies and clients keep the connection open.
@@ -158,6 +159,14 @@ class _EventStream:
                     handle.cancel()
             if not woken and not sse.queue:
                 return _KEEPALIVE
+
+    def on_server_shutdown(self) -> None:
+        """The built-in server is shutting down: stop the event function, send what
+        it queued and end the stream, so the client reconnects (to another server)
+        instead of holding the shutdown up."""
+        self.closed = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
     async def aclose(self) -> None:
         """Stop the event function (client gone or response abandoned)."""
