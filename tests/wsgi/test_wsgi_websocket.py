@@ -322,7 +322,7 @@ def test_interrupted_session_says_going_away(server_thread):
     assert client.server_sock.gettimeout() is None
     loop = server_thread.submit(app._wsgi.loop).result()
     fd = client.server_sock.fileno()
-    assert fd not in server_thread.submit(lambda: loop._selector.get_map()).result()
+    assert fd not in server_thread.submit(loop._selector.get_map).result()
     with warnings.catch_warnings():  # the abandoned session, as in a dying worker
         warnings.simplefilter('ignore')
         server_thread.submit(loop.close).result()
