@@ -79,6 +79,11 @@ async def plain(request):
     return 'plain http'
 
 
+@app.on_shutdown
+def shutdown_hook():
+    record('shutdown hook ran')
+
+
 @app.route('/events')
 @with_sse
 async def events(request, sse):
@@ -88,6 +93,7 @@ async def events(request, sse):
         record('sse sent first')
         await asyncio.Event().wait()
     finally:
+        await asyncio.sleep(0.1)  # cleanup that takes a moment, as closing a cursor would
         record('sse stopped')
 
 

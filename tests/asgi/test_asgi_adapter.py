@@ -219,6 +219,122 @@ def test_idle_generator_is_stopped_on_disconnect():
     assert body == b'first\n' and state['closed']
 
 
+def slow_cleanup_app(log):
+    """A stream whose generator needs a few loop turns to clean up (as closing a
+    database cursor would), and a shutdown hook: both record into ``log``."""
+    app = Microdot()
+
+    @app.route('/stream')
+    async def stream(req):
+        async def gen():
+            try:
+                yield 'first\n'
+                await asyncio.Event().wait()
+            finally:
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                log.append('stream cleaned up')
+        return gen()
+
+    @app.on_shutdown
+    def bye():
+        log.append('shutdown hooks')
+
+    return app
+
+
+async def start_stream(app, inbox):
+    """Start ``GET /stream``; returns its task once the first chunk was sent."""
+    first = asyncio.Event()
+
+    async def send(message):
+        if message.get('body'):
+            first.set()
+
+    task = asyncio.ensure_future(app(http_scope('/stream'), inbox.get, send))
+    await asyncio.wait_for(first.wait(), 5)
+    return task
+
+
+@pytest.mark.parametrize('client_left_first', [False, True])
+def test_cancelled_stream_task_ends_cancelled(client_left_first):
+    """A server that gives up on a response cancels its task: the body is stopped and
+    the cancellation is not swallowed, also while the body is still cleaning up after
+    the client left; without that, the body's cleanup runs before the task ends."""
+    log = []
+
+    async def main():
+        app = slow_cleanup_app(log)
+        inbox = asyncio.Queue()
+        inbox.put_nowait({'type': 'http.request', 'body': b'', 'more_body': False})
+        task = await start_stream(app, inbox)
+        if client_left_first:
+            inbox.put_nowait({'type': 'http.disconnect'})
+            for _ in range(3):  # the adapter is now waiting for the cleanup
+                await asyncio.sleep(0)
+            assert log == []
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        assert task.cancelled()
+        if client_left_first:  # the body's own task finishes the cleanup
+            await asyncio.wait(app._asgi.open_tasks, timeout=5)
+        assert log == ['stream cleaned up']
+        assert not app._asgi.open_tasks
+
+    run(main())
+
+
+@pytest.mark.parametrize('client_left_first', [False, True])
+def test_lifespan_shutdown_waits_for_cancelled_streams(client_left_first):
+    """uvicorn with --timeout-graceful-shutdown cancels the open responses, then
+    sends lifespan.shutdown at once: the streams' cleanup comes before the hooks."""
+    log = []
+
+    async def main():
+        app = slow_cleanup_app(log)
+        inbox = asyncio.Queue()
+        inbox.put_nowait({'type': 'http.request', 'body': b'', 'more_body': False})
+        task = await start_stream(app, inbox)
+        lifespan_inbox = asyncio.Queue()
+        sent = []
+
+        async def lifespan_send(message):
+            sent.append(message['type'])
+
+        lifespan_inbox.put_nowait({'type': 'lifespan.startup'})
+        lifespan = asyncio.ensure_future(app({'type': 'lifespan', 'asgi': {'version': '3.0'}},
+                                             lifespan_inbox.get, lifespan_send))
+        while not sent:
+            await asyncio.sleep(0)
+        if client_left_first:
+            inbox.put_nowait({'type': 'http.disconnect'})
+            await asyncio.sleep(0)
+        task.cancel()
+        lifespan_inbox.put_nowait({'type': 'lifespan.shutdown'})
+        await asyncio.wait_for(lifespan, 5)
+        assert sent == ['lifespan.startup.complete', 'lifespan.shutdown.complete']
+
+    run(main())
+    assert log == ['stream cleaned up', 'shutdown hooks']
+
+
+def test_error_in_a_streamed_body_is_logged(caplog):
+    app = Microdot()
+
+    @app.route('/broken')
+    async def broken(req):
+        async def gen():
+            yield 'part\n'
+            raise RuntimeError('generator failed (expected by the test)')
+        return gen()
+
+    status, _, body, _ = run(call(app, http_scope('/broken')))
+    assert (status, body) == (200, b'part\n')
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ['Error while streaming a response']
+    assert 'generator failed' in str(errors[0].exc_info[1])
+
+
 def test_invalid_response_header_gives_500_not_injection(caplog):
     app = Microdot()
 

@@ -5,6 +5,7 @@ app records what it sees in a file; waits on it are bounded polls, never fixed s
 """
 import json
 import os
+import signal
 import sys
 
 import httpx
@@ -148,6 +149,32 @@ def test_sse_stream_that_ends(server):
             text = ''.join(res.iter_text())
     assert text == ''.join('event: count\ndata: %d\ndata: left\n\n' % i
                            for i in (3, 2, 1))
+
+
+@pytest.mark.parametrize('name', ['uvicorn', 'hypercorn'])
+def test_sse_cleanup_runs_when_the_server_gives_up_on_the_stream(name, tmp_path):
+    """With a graceful-shutdown timeout the server cancels the open stream, then runs
+    the lifespan shutdown without waiting for it (uvicorn then re-raises SIGTERM): the
+    event function's ``finally`` still runs, and before the shutdown hooks."""
+    events = tmp_path / 'events.txt'
+    port = free_port()
+    cmd = server_cmd(name, port, 'asgi_ws_app:app')
+    cmd[-1:-1] = (['--timeout-graceful-shutdown', '1'] if name == 'uvicorn'
+                  else ['--graceful-timeout', '1'])
+    server = ServerProcess(cmd, port, cwd=APPS, env={'MICRODOT_TEST_EVENTS': str(events)})
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            with client.stream('GET', '/events') as res:
+                lines = res.iter_lines()  # kept: a dropped iterator closes the response
+                assert next(lines) == 'event: greeting'
+                assert wait_for_line(events, 'sse sent first')
+                assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM), server.output
+    finally:
+        server.stop()
+    seen = open(events).read().splitlines()
+    assert 'sse stopped' in seen, (seen, server.output)
+    assert seen.index('sse stopped') < seen.index('shutdown hook ran'), seen
 
 
 @pytest.mark.parametrize('name', ['uvicorn', 'hypercorn'])

@@ -603,3 +603,45 @@ def test_microdot_2x_names_importable_from_microdot_asgi():
     sent = run(main())
     assert sent[1] == {'type': 'websocket.send', 'text': '2.x'}
     assert sent[2]['code'] == 1000
+
+
+def test_lifespan_shutdown_waits_for_a_cancelled_session_to_clean_up():
+    """A server that gives up on an open session cancels it, then sends
+    lifespan.shutdown at once: the handler's cleanup comes before the hooks."""
+    app = Microdot()
+    log = []
+
+    @app.route('/ws')
+    @with_websocket
+    async def ws(request, ws):
+        try:
+            await ws.receive()
+        finally:
+            for _ in range(5):  # cleanup that takes a few loop turns
+                await asyncio.sleep(0)
+            log.append('session cleaned up')
+
+    @app.on_shutdown
+    def bye():
+        log.append('shutdown hooks')
+
+    async def main():
+        peer = Peer(app, ws_scope()).start()
+        await peer.next_sent('websocket.accept')
+        await asyncio.wait_for(peer.waiting.wait(), 5)
+        lifespan_inbox = asyncio.Queue()
+        sent = []
+
+        async def lifespan_send(message):
+            sent.append(message['type'])
+
+        lifespan = asyncio.ensure_future(app({'type': 'lifespan', 'asgi': {'version': '3.0'}},
+                                             lifespan_inbox.get, lifespan_send))
+        peer.task.cancel()
+        lifespan_inbox.put_nowait({'type': 'lifespan.shutdown'})
+        await asyncio.wait_for(lifespan, 5)
+        assert sent == ['lifespan.shutdown.complete']
+        assert peer.task.cancelled()
+
+    run(main())
+    assert log == ['session cleaned up', 'shutdown hooks']

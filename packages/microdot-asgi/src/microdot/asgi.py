@@ -12,7 +12,8 @@ import asyncio
 import logging
 import os
 import signal
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Tuple,
+                    Union)
 from urllib.parse import quote
 
 from microdot import *  # noqa: F401,F403  (re-exported, as Microdot's asgi module does)
@@ -45,8 +46,14 @@ class _Disconnected(Exception):
 class ASGIAdapter:
     """An ASGI 3 callable serving a ``microdot.Microdot`` application."""
 
+    #: Seconds the lifespan shutdown waits for cancelled streams and WebSocket sessions
+    #: to finish their cleanup (``finally`` blocks) before the shutdown hooks run.
+    cleanup_timeout: float = 5.0
+
     def __init__(self, app: Any) -> None:
         self.app = app
+        #: Tasks streaming a response body or serving a WebSocket session.
+        self.open_tasks: Set['asyncio.Task[Any]'] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope['type']
@@ -178,22 +185,20 @@ class ASGIAdapter:
                     return
 
         pump_task = asyncio.ensure_future(pump())
+        pump_task.add_done_callback(_report_stream_error)
+        self.open_tasks.add(pump_task)
+        pump_task.add_done_callback(self.open_tasks.discard)
         watch_task = asyncio.ensure_future(watch())
         try:
-            done, _ = await asyncio.wait({pump_task, watch_task},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if watch_task in done and not pump_task.done():
-                pump_task.cancel()  # the client is gone: stop the generator now
-            try:
-                await pump_task
-            except (asyncio.CancelledError, OSError):
-                pass
-            except Exception:
-                logger.exception('Error while streaming a response')
+            await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watch_task.cancel()
             if not pump_task.done():
+                # the client left, or the server cancelled this task (e.g. uvicorn's
+                # --timeout-graceful-shutdown): stop the body, and let its cleanup
+                # finish before this task ends; a cancellation still propagates
                 pump_task.cancel()
+                await asyncio.wait({pump_task})
 
     # -- websocket ------------------------------------------------------------------
 
@@ -215,7 +220,12 @@ class ASGIAdapter:
             return transport
 
         req.websocket_transport = factory
-        res = await self.app.dispatch_request(req)
+        task = asyncio.current_task()
+        self.open_tasks.add(task)  # type: ignore[arg-type]
+        try:
+            res = await self.app.dispatch_request(req)
+        finally:
+            self.open_tasks.discard(task)  # type: ignore[arg-type]
         if transport.accepted:
             if res is not Response.already_handled:
                 # e.g. a handler that raised after websocket_upgrade(): end the session
@@ -280,6 +290,10 @@ class ASGIAdapter:
                     return
                 await send({'type': 'lifespan.startup.complete'})
             elif message['type'] == 'lifespan.shutdown':
+                if self.open_tasks:
+                    # a server that gave up waiting cancels them, then shuts down
+                    # without waiting for them: their cleanup comes first
+                    await asyncio.wait(set(self.open_tasks), timeout=self.cleanup_timeout)
                 try:
                     await self.app.run_shutdown(scope)
                 except Exception as exc:
@@ -288,6 +302,15 @@ class ASGIAdapter:
                     return
                 await send({'type': 'lifespan.shutdown.complete'})
                 return
+
+
+def _report_stream_error(task: 'asyncio.Task[Any]') -> None:
+    """Log what ended a streamed body other than the client leaving (OSError) or the
+    stream being stopped (cancellation)."""
+    if not task.cancelled():
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, OSError):
+            logger.error('Error while streaming a response', exc_info=exc)
 
 
 def _closed_error(code: Optional[int], reason: str) -> WebSocketError:
