@@ -611,7 +611,10 @@ def test_tls_client_closing_is_not_logged_as_a_warning(tls_contexts, caplog, clo
         sock.sendall(b'GET /info HTTP/1.1\r\nHost: localhost\r\n\r\n')
         assert sock.recv(65536).startswith(b'HTTP/1.1 200 ')
         if close_notify:
-            sock = sock.unwrap()
+            try:
+                sock = sock.unwrap()  # 3.11+: the server answers with its close_notify
+            except ssl.SSLError:  # 3.10's asyncio closes without answering
+                pass
         sock.shutdown(socket.SHUT_WR)
         sock.settimeout(10)
         assert sock.recv(100) == b''  # the server closes its side in answer
