@@ -243,9 +243,11 @@ def slow_cleanup_app(log):
     return app
 
 
-async def start_stream(app, inbox):
-    """Start ``GET /stream``; returns its task once the first chunk was sent."""
+async def start_stream(app):
+    """Start ``GET /stream``; returns its task and inbox once the first chunk was sent."""
     first = asyncio.Event()
+    inbox = asyncio.Queue()
+    inbox.put_nowait({'type': 'http.request', 'body': b'', 'more_body': False})
 
     async def send(message):
         if message.get('body'):
@@ -253,7 +255,7 @@ async def start_stream(app, inbox):
 
     task = asyncio.ensure_future(app(http_scope('/stream'), inbox.get, send))
     await asyncio.wait_for(first.wait(), 5)
-    return task
+    return task, inbox
 
 
 @pytest.mark.parametrize('client_left_first', [False, True])
@@ -265,9 +267,7 @@ def test_cancelled_stream_task_ends_cancelled(client_left_first):
 
     async def main():
         app = slow_cleanup_app(log)
-        inbox = asyncio.Queue()
-        inbox.put_nowait({'type': 'http.request', 'body': b'', 'more_body': False})
-        task = await start_stream(app, inbox)
+        task, inbox = await start_stream(app)
         if client_left_first:
             inbox.put_nowait({'type': 'http.disconnect'})
             for _ in range(3):  # the adapter is now waiting for the cleanup
@@ -292,9 +292,7 @@ def test_lifespan_shutdown_waits_for_cancelled_streams(client_left_first):
 
     async def main():
         app = slow_cleanup_app(log)
-        inbox = asyncio.Queue()
-        inbox.put_nowait({'type': 'http.request', 'body': b'', 'more_body': False})
-        task = await start_stream(app, inbox)
+        task, inbox = await start_stream(app)
         lifespan_inbox = asyncio.Queue()
         sent = []
 
