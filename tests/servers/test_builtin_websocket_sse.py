@@ -431,3 +431,25 @@ def test_sse_stream_starting_during_shutdown_ends_at_once():
         assert res.headers['content-type'] == 'text/event-stream'
         assert res.text == ''
         assert res.headers['connection'] == 'close'
+
+
+def test_connection_closes_after_a_stream_ended_by_the_shutdown():
+    """A keep-alive client that stays connected after the stream ended is not kept
+    waiting for its next request (keep_alive_timeout): the server is stopping."""
+    app = make_app()
+    with live_server(app, shutdown_timeout=60, keep_alive_timeout=60) as srv:
+        with socket.create_connection(('127.0.0.1', srv.port), timeout=10) as s:
+            s.sendall(b'GET /sse-forever HTTP/1.1\r\nHost: test\r\n\r\n')
+            buf = b''
+            while b'data: start' not in buf:
+                chunk = s.recv(65536)
+                assert chunk, buf
+                buf += chunk
+            srv.loop.call_soon_threadsafe(srv.shutdown)
+            while True:
+                chunk = s.recv(65536)  # times out (10 s) if the server keeps it open
+                if not chunk:
+                    break
+                buf += chunk
+        assert buf.endswith(b'0\r\n\r\n'), buf[-200:]  # the stream's last chunk
+        assert b'data: goodbye' in buf

@@ -506,8 +506,8 @@ class HTTPConnection(asyncio.Protocol):
                     access_logger.info('%s - "%s %s HTTP/%s" %d', self.client_addr[0]
                                        if self.client_addr else '-', req.method, req.url,
                                        req.http_version, res.status_code)
-                if not self.keep_alive or self.lost:
-                    return
+                if not self.keep_alive or self.lost or server.stopping:
+                    return  # (a response begun before the shutdown ends the connection)
                 event = self.parser.next_event()
                 if not (isinstance(event, http11.EndOfMessage) or event is http11.PAUSED):
                     if not await self._finish_body():
