@@ -151,7 +151,14 @@ def test_sse_stream_that_ends(server):
                            for i in (3, 2, 1))
 
 
-@pytest.mark.parametrize('name', ['uvicorn', 'hypercorn'])
+@pytest.mark.parametrize('name', [
+    'uvicorn',
+    pytest.param('hypercorn', marks=pytest.mark.skipif(
+        sys.version_info >= (3, 12),
+        reason='Hypercorn 0.18 ignores --graceful-timeout on Python 3.12+ while a '
+               'connection is open (pgjones/hypercorn#308): it never gives up on the '
+               'stream, so there is nothing to test')),
+])
 def test_sse_cleanup_runs_when_the_server_gives_up_on_the_stream(name, tmp_path):
     """With a graceful-shutdown timeout the server cancels the open stream, then runs
     the lifespan shutdown without waiting for it (uvicorn then re-raises SIGTERM): the
