@@ -243,10 +243,7 @@ class _SockWriter:
     def on_shutdown(self, callback: Callable[[], None]) -> None:
         """Have ``callback()`` called once when the server shuts down (at once if it
         already is), so a protocol can close its session cleanly."""
-        if self.conn.server.stopping:
-            callback()
-        else:
-            self.conn.on_shutdown = callback
+        self.conn.notify_shutdown(callback)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.conn.transport.get_extra_info(name, default) \
@@ -268,8 +265,6 @@ class HTTPConnection(asyncio.Protocol):
         self.lost = False
         self.idle = True
         self.streaming = False
-        #: The streamed body's ``on_server_shutdown`` hook, while it streams.
-        self._end_stream: Optional[Callable[[], None]] = None
         self.upgraded = False
         self._waiter: Optional[asyncio.Future] = None
         self._drain_waiter: Optional[asyncio.Future] = None
@@ -390,23 +385,26 @@ class HTTPConnection(asyncio.Protocol):
             finally:
                 self._drain_waiter = None
 
-    #: Set by a protocol running on this connection after an upgrade (the WebSocket
-    #: transport): called once when the server starts shutting down.
+    #: Called once when the server starts shutting down, instead of the usual close:
+    #: set (see :meth:`notify_shutdown`) by a protocol running after an upgrade (the
+    #: WebSocket transport) or by an endless body while it streams (an SSE stream).
     on_shutdown: Optional[Callable[[], None]] = None
+
+    def notify_shutdown(self, callback: Callable[[], None]) -> None:
+        """Have ``callback()`` called once when the server shuts down, or at once if
+        it already is."""
+        if self.server.stopping:
+            callback()
+        else:
+            self.on_shutdown = callback
 
     def shutdown(self) -> None:
         """Server is stopping: close now if idle, else after the current response;
-        an upgraded connection is told through :attr:`on_shutdown`, an endless body
-        (an SSE stream) through its ``on_server_shutdown()``."""
+        a connection with an :attr:`on_shutdown` callback is told through it."""
         callback = self.on_shutdown
         if callback is not None:
             self.on_shutdown = None
             callback()
-            return
-        end_stream = self._end_stream
-        if end_stream is not None:
-            self._end_stream = None
-            end_stream()
             return
         if self.idle and self.parser.at_start and self.transport is not None:
             self.transport.close()
@@ -611,10 +609,7 @@ class HTTPConnection(asyncio.Protocol):
         self.streaming = True
         end_stream = getattr(body, 'on_server_shutdown', None)
         if end_stream is not None:
-            if self.server.stopping:  # the shutdown began while the handler ran
-                end_stream()
-            else:
-                self._end_stream = end_stream
+            self.notify_shutdown(end_stream)
         iterator = res.body_iter()
         try:
             async for chunk in iterator:
@@ -634,7 +629,7 @@ class HTTPConnection(asyncio.Protocol):
                              req.method, req.path)
         finally:
             self.streaming = False
-            self._end_stream = None
+            self.on_shutdown = None
             await iterator.aclose()
         # the body was cut short: the client must not take it as complete
         self.keep_alive = False
