@@ -367,11 +367,36 @@ def test_text_message_too_big_closes_before_buffering():
 
 # -- handshake --------------------------------------------------------------------
 
-def test_missing_key_answers_400():
+def test_missing_key_answers_400(caplog):
+    caplog.set_level('INFO', logger='microdot')
     res = run(TestClient(echo_app()).websocket('/echo', big_client(1, []),
                                                headers={'Sec-WebSocket-Key': None}))
     assert res.status_code == 400
-    assert 'Sec-WebSocket-Key' in res.text
+    assert res.text == '400 error'  # Microdot's abort(400) body; the detail is logged
+    assert 'missing Sec-WebSocket-Key header' in caplog.text
+
+
+def test_refused_handshake_goes_through_the_error_handlers():
+    # Microdot answers a bad handshake with abort(400): the application's 400 handler
+    # and after_error_request hooks see it, the after_request hooks do not
+    app = echo_app()
+    seen = []
+
+    @app.errorhandler(400)
+    async def bad_request(request):
+        return 'no upgrade here', 400
+
+    @app.after_request
+    async def after(request, response):
+        seen.append('after_request')
+
+    @app.after_error_request
+    async def after_error(request, response):
+        seen.append('after_error_request')
+
+    res = run(TestClient(app).get('/echo'))
+    assert (res.status_code, res.text) == (400, 'no upgrade here')
+    assert seen == ['after_error_request']
 
 
 def test_bad_key_and_missing_upgrade_answer_400():

@@ -105,15 +105,23 @@ class WebSocketError(Exception):
 
 
 class _HandshakeRefused(HTTPException):
-    """A refused opening handshake, answered as a normal HTTP error."""
+    """A refused opening handshake, answered as a normal HTTP error.
 
-    def __init__(self, status_code: int, reason: str, headers: Sequence[Tuple[str, str]] = ()
+    A 400 is raised into the application's error path, so its body is the ``abort()``
+    default (``400 error``) and its error handlers and hooks run, as in Microdot; what
+    was wrong (``detail``) goes to the log. The refusals Microdot never makes (426 with
+    ``Sec-WebSocket-Version``, 501 where the server has no socket to give) are answered
+    directly, with ``detail`` as the body.
+    """
+
+    def __init__(self, status_code: int, detail: str, headers: Sequence[Tuple[str, str]] = ()
                  ) -> None:
-        super().__init__(status_code, reason)
+        super().__init__(status_code)
+        self.detail = detail
         self.headers = list(headers)
 
     def response(self) -> Response:
-        return Response(self.reason + '\n', self.status_code, dict(self.headers))
+        return Response(self.detail + '\n', self.status_code, dict(self.headers))
 
 
 @runtime_checkable
@@ -535,7 +543,9 @@ def websocket_wrapper(f: Callable[..., Any],
         try:
             ws = await upgrade_function(request)
         except _HandshakeRefused as exc:
-            logger.info('Refused WebSocket handshake for %s: %s', request.path, exc.reason)
+            logger.info('Refused WebSocket handshake for %s: %s', request.path, exc.detail)
+            if exc.status_code == 400:
+                raise  # the application's error handlers and hooks answer, as in Microdot
             return exc.response()
         code, reason = wsp.CLOSE_NORMAL, ''
         try:
