@@ -108,6 +108,29 @@ REQUESTS: Dict[str, List[Req]] = {
         ('GET', '/api/nowhere', {'Origin': 'https://example.org'}, b''),
         ('PUT', '/api/data', {}, b''),
     ],
+    'auth_app': [
+        ('GET', '/basic', {}, b''),
+        ('GET', '/basic', {'Authorization': 'Basic c3VzYW46aGVsbG8='}, b''),
+        ('GET', '/basic', {'Authorization': 'Basic c3VzYW46d3Jvbmc='}, b''),
+        ('GET', '/basic', {'Authorization': 'Basic !!!'}, b''),
+        ('GET', '/basic-optional', {}, b''),
+        ('GET', '/token', {}, b''),
+        ('GET', '/token', {'Authorization': 'Bearer secret-token'}, b''),
+        ('GET', '/token', {'Authorization': 'Bearer nope'}, b''),
+        ('GET', '/me', {}, b''),
+        ('GET', '/login', {}, b''),
+        ('POST', '/login', {'Content-Type': 'application/x-www-form-urlencoded'},
+         b'name=nobody'),
+        ('POST', '/login', {'Content-Type': 'application/x-www-form-urlencoded'},
+         b'name=susan'),
+        ('POST', '/login?next=/me', {'Content-Type': 'application/x-www-form-urlencoded'},
+         b'name=susan'),
+        ('POST', '/submit', {'Sec-Fetch-Site': 'cross-site'}, b''),
+        ('POST', '/submit', {'Sec-Fetch-Site': 'same-origin'}, b''),
+        ('POST', '/submit', {'Origin': 'https://evil.example'}, b''),
+        ('POST', '/submit', {'Origin': 'http://127.0.0.1'}, b''),
+        ('POST', '/submit', {}, b''),
+    ],
     'templates_app': [
         ('GET', '/jinja', {}, b''),
         ('GET', '/jinja-stream', {}, b''),
@@ -216,11 +239,28 @@ def stop(proc: subprocess.Popen) -> str:
     return err.decode(errors='replace')
 
 
+def websocket_session(port: int) -> bytes:
+    """Echo a text and a binary message on ``/ws`` and close: what came back."""
+    from websockets.sync.client import connect
+    try:
+        with connect('ws://127.0.0.1:%d/ws' % port, open_timeout=10,
+                     close_timeout=5) as ws:
+            ws.send('hello é')
+            first = ws.recv(timeout=10)
+            ws.send(b'\x00\x01')
+            second = ws.recv(timeout=10)
+        return repr((first, second, ws.close_code)).encode()
+    except Exception as exc:
+        return ('failed: %r' % exc).encode()
+
+
 def collect(python: str, server: str, mod: str, extra_path: Optional[str]
             ) -> Tuple[List[bytes], str]:
     proc, port = serve(python, server, mod, extra_path)
     try:
         answers = [fetch(port, req) for req in REQUESTS[mod]]
+        if mod == 'app':
+            answers.append(b'HTTP/1.1 999 WS\r\n\r\n' + websocket_session(port))
     finally:
         log = stop(proc)
     return answers, log
@@ -261,7 +301,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             ours, our_log = collect(args.ours, server, mod, None)
             theirs, _ = collect(args.upstream, server, mod, args.utemplate)
             print('== %s, %s: %d requests' % (server, mod, len(ours)))
-            for req, a, b in zip(REQUESTS[mod], ours, theirs):
+            reqs = REQUESTS[mod] + [('WEBSOCKET', '/ws', {}, b'')]
+            for req, a, b in zip(reqs, ours, theirs):
                 diffs = compare(Answer(a), Answer(b))
                 shown = [d for d in diffs
                          if '%s:%s' % (server, d.split(':')[0].replace('header ', ''))
