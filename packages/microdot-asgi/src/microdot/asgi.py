@@ -174,6 +174,9 @@ class ASGIAdapter:
                 async for chunk in iterator:
                     await send({'type': 'http.response.body', 'body': chunk,
                                 'more_body': True})
+                    # servers' send() rarely suspends, nor does a sync generator:
+                    # let the loop see the client leave (and the watcher report it)
+                    await asyncio.sleep(0)
                 await send({'type': 'http.response.body', 'body': b''})
             finally:
                 await iterator.aclose()

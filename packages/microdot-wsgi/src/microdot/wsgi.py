@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import logging
 import os
 import signal
@@ -272,7 +273,10 @@ class WSGIAdapter:
         if wrapper is not None and res.file_info is not None and \
                 not isinstance(body, _LimitedReader) and hasattr(body, 'fileno'):
             return wrapper(body, res.send_file_buffer_size)
-        return _BodyIterable(self, res)
+        sock = environ.get('gunicorn.socket')
+        if sock is not None and not req.http_version.startswith('1'):
+            sock = None  # HTTP/2: the socket carries other streams too
+        return _BodyIterable(self, res, sock)
 
 
 #: Status lines of the statuses that have a body (the one-step path of ``respond``).
@@ -320,24 +324,93 @@ def _header_name(key: str) -> Tuple[str, ...]:
 
 
 class _BodyIterable:
-    """A streamed response body; ``close()`` stops the application's generator."""
+    """A streamed response body; ``close()`` stops the application's generator.
 
-    def __init__(self, adapter: WSGIAdapter, res: Response) -> None:
+    Under gunicorn (``environ['gunicorn.socket']``, HTTP/1.x) it also watches the
+    client's socket while it waits for the next chunk: a client that closes or resets
+    the connection stops the body at once, even while the body is idle between
+    chunks (a failed write already stops it: gunicorn then calls ``close()``).
+    """
+
+    def __init__(self, adapter: WSGIAdapter, res: Response,
+                 sock: Optional[socket.socket] = None) -> None:
         self.adapter = adapter
         self.body = res.body
         self.iterator = res.body_iter()
         self.loop: Optional[asyncio.AbstractEventLoop] = None
+        #: The client's socket, while it is watched (``None``: not watched).
+        self.sock = sock
+        self.fd = -1
+        if sock is not None:
+            try:
+                self.fd = sock.fileno()
+            except OSError:  # pragma: no cover - closed already
+                self.sock = None
+        #: Set when the client was seen leaving.
+        self.gone = False
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        if self.loop is None:
-            self.loop = self.adapter.loop()
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = self.adapter.loop()
+        if self.sock is None:
+            try:
+                return loop.run_until_complete(self.iterator.__anext__())
+            except StopAsyncIteration:
+                raise StopIteration from None
+        if self.gone:
+            raise ConnectionResetError(errno.ECONNRESET, 'the client went away')
+        task = asyncio.ensure_future(self.iterator.__anext__(), loop=loop)
+        fd = self.fd
+        loop.add_reader(fd, self._client_readable, task)
         try:
-            return self.loop.run_until_complete(self.iterator.__anext__())
+            return loop.run_until_complete(task)
         except StopAsyncIteration:
             raise StopIteration from None
+        except asyncio.CancelledError:
+            if self.gone:  # the body ran its cleanup; gunicorn drops the connection
+                raise ConnectionResetError(errno.ECONNRESET, 'the client went away'
+                                           ) from None
+            raise
+        except BaseException:
+            # e.g. gunicorn's worker timeout (SystemExit) while the body waited: stop it
+            # here, or close() would find it still running
+            if not task.done():
+                task.cancel()
+                loop.run_until_complete(asyncio.wait({task}))
+            raise
+        finally:
+            if self.sock is not None:
+                loop.remove_reader(fd)
+
+    def _client_readable(self, task: 'asyncio.Future[bytes]') -> None:
+        """The client's socket is readable while a chunk is awaited: stop the body if
+        the client closed or reset the connection (more data, such as a pipelined
+        request, is left alone and the socket no longer watched)."""
+        sock = self.sock
+        if sock is None:  # pragma: no cover - no longer watched
+            return
+        try:
+            if type(sock) is socket.socket:
+                data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            else:  # TLS: look at the TCP stream under it
+                with socket.socket(sock.family, sock.type, sock.proto,
+                                   fileno=os.dup(self.fd)) as raw:
+                    data = raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # reset
+            data = b''
+        assert self.loop is not None
+        self.loop.remove_reader(self.fd)
+        if data:
+            self.sock = None
+        else:
+            self.gone = True
+            task.cancel()
 
     def close(self) -> None:
         loop = self.loop or self.adapter.loop()
