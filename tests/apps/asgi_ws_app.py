@@ -28,7 +28,7 @@ async def guard(request):
 
 
 @app.route('/echo')
-@with_websocket
+@with_websocket(max_message_length=1 << 20)  # the tests send 200 kB messages
 async def echo(request, ws):
     """Echo messages; ``close:CODE:REASON`` makes the server close with that code."""
     while True:

@@ -73,7 +73,7 @@ def echo_app(cls: Any = Microdot) -> Any:
     app = cls()
 
     @app.route('/echo')
-    @with_websocket
+    @with_websocket(max_message_length=0)  # the cases send messages of up to 16 MiB
     async def echo(request: Any, ws: Any) -> None:
         try:
             while True:

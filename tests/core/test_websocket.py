@@ -99,7 +99,7 @@ def test_echo_text_and_binary():
         results.append((yield 'h\u00e9llo \U0001f600'))
         results.append((yield b'x' * 70000))
 
-    res = run(TestClient(echo_app()).websocket('/echo', client))
+    res = run(TestClient(echo_app(max_message_length=0)).websocket('/echo', client))
     assert res.status_code == 101
     assert res.headers['Upgrade'] == 'websocket'
     assert results == ['hello', b'\x00\x01\xff', 'h\u00e9llo \U0001f600', b'x' * 70000]
@@ -320,12 +320,14 @@ def big_client(size, results):
     return client
 
 
-def test_max_message_length_default_is_one_mib():
-    assert WebSocket.max_message_length == 1 << 20
+def test_max_message_length_default_is_the_body_limit():
+    # as in Microdot: -1, i.e. Request.max_body_length (16 KiB unless changed)
+    assert WebSocket.max_message_length == -1
+    limit = Request.max_body_length
     results = []
-    res = run(TestClient(echo_app()).websocket('/echo', big_client(1 << 20, results)))
-    assert results == [b'a' * (1 << 20)]
-    res = run(TestClient(echo_app()).websocket('/echo', big_client((1 << 20) + 1, [])))
+    res = run(TestClient(echo_app()).websocket('/echo', big_client(limit, results)))
+    assert results == [b'a' * limit]
+    res = run(TestClient(echo_app()).websocket('/echo', big_client(limit + 1, [])))
     assert res.close_code == 1009
 
 

@@ -18,9 +18,9 @@ connection is not an error. Bad handshakes get an HTTP 400 (or 426 with
 Message size limit, most specific first: ``with_websocket(max_message_length=...)`` /
 ``websocket_upgrade(..., max_message_length=...)``, the application attribute
 ``app.websocket_max_message_length``, then the class attribute
-``WebSocket.max_message_length`` (1 MiB). As in Microdot, ``-1`` means "use the
-request's ``max_body_length``" and ``0`` means "no limit". Larger messages close the
-connection with 1009.
+``WebSocket.max_message_length``. As in Microdot, the default ``-1`` means "use the
+request's ``max_body_length``" (16 KiB unless changed) and ``0`` means "no limit".
+Larger messages close the connection with 1009.
 
 Transport contract (for servers and adapters)
 ---------------------------------------------
@@ -412,10 +412,10 @@ class WebSocket:
     PING = wsp.OP_PING
     PONG = wsp.OP_PONG
 
-    #: Largest message accepted by :meth:`receive`, in bytes (``-1``: the request's
-    #: ``max_body_length``; ``0``: no limit). ``app.websocket_max_message_length``
-    #: overrides it per application.
-    max_message_length: int = 1 << 20
+    #: Largest message accepted by :meth:`receive`, in bytes (``-1``, the default as in
+    #: Microdot: the request's ``max_body_length``; ``0``: no limit).
+    #: ``app.websocket_max_message_length`` overrides it per application.
+    max_message_length: int = -1
     #: Seconds :meth:`close` waits for the client's Close frame.
     close_timeout: float = 5.0
 
