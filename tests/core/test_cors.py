@@ -85,14 +85,23 @@ def test_credentials():
     assert 'Access-Control-Allow-Credentials' not in res.headers
 
 
-def test_credentials_never_with_literal_star():
-    app, _ = make_app(allowed_origins='*', allow_credentials=True)
+def test_star_with_credentials_refused_at_setup():
+    with pytest.raises(ValueError, match='List the trusted origins'):
+        make_app(allowed_origins='*', allow_credentials=True)
+    cors = CORS(allowed_origins='*')
+    cors.allow_credentials = True
+    with pytest.raises(ValueError, match='allow_credentials'):
+        cors.initialize(Microdot())
+
+
+def test_star_without_credentials_echoes_origin():
+    app, _ = make_app(allowed_origins='*')
     res = request(app)
     assert res.headers['Access-Control-Allow-Origin'] == '*'
     assert 'Access-Control-Allow-Credentials' not in res.headers
     res = request(app, Origin='https://any.example')
     assert res.headers['Access-Control-Allow-Origin'] == 'https://any.example'
-    assert res.headers['Access-Control-Allow-Credentials'] == 'true'
+    assert 'Access-Control-Allow-Credentials' not in res.headers
 
 
 def test_expose_headers():
@@ -142,7 +151,7 @@ def test_preflight_refusals():
                                     'https://a.example\\x'])
 @pytest.mark.parametrize('allowed', ['*', ['https://a.example', 'null']])
 def test_null_and_malformed_origins_are_not_allowed(origin, allowed):
-    app, _ = make_app(allowed_origins=allowed, allow_credentials=True)
+    app, _ = make_app(allowed_origins=allowed, allow_credentials=allowed != '*')
     for method, extra in (('GET', {}), ('OPTIONS', {'Access-Control-Request-Method': 'GET'})):
         res = request(app, method, Origin=origin, **extra)
         assert res.status_code == 200

@@ -10,7 +10,6 @@ import asyncio
 import inspect
 import logging
 import os
-import traceback
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .exceptions import HTTPException, abort as _abort
@@ -81,6 +80,27 @@ def _call_hook(f: Handler, scope: Any) -> Any:
     return f(scope) if takes_arg else f()
 
 
+def merge_vary(headers: Any, *names: str) -> None:
+    """Add ``names`` to a ``Vary`` header, keeping what is there and avoiding repeats."""
+    current = headers.get('Vary') or ''
+    items = [h.strip() for h in current.split(',') if h.strip()]
+    lower = {h.lower() for h in items}
+    if '*' in lower:
+        return
+    for name in names:
+        if name.lower() not in lower:
+            items.append(name)
+            lower.add(name.lower())
+    if items:
+        headers['Vary'] = ', '.join(items)
+
+
+def _changed() -> None:
+    """Note a registration (route, hook, error handler, mount) on any application:
+    routers compiled before it are rebuilt on their next request."""
+    URLPattern.types_version += 1
+
+
 def make_response(res: Any) -> Response:
     """Turn a handler's return value into a ``Response`` (Microdot's rules)."""
     if type(res) is str:
@@ -133,11 +153,15 @@ class Microdot:
 
     def route(self, url_pattern: str, methods: Optional[Sequence[str]] = None
               ) -> Callable[[Handler], Handler]:
-        """Decorator: handle ``url_pattern`` for ``methods`` (default ``['GET']``)."""
+        """Decorator: handle ``url_pattern`` for ``methods`` (default ``['GET']``).
+
+        As in Microdot, the pattern is checked when the first request is routed, not
+        here: an invalid pattern then raises ``ValueError`` out of dispatch.
+        """
         def decorated(f: Handler) -> Handler:
             self.url_map.append(Route(len(self.url_map), methods or ['GET'],
                                       URLPattern(url_pattern), f, owner=self))
-            self._router = None
+            _changed()
             return f
         return decorated
 
@@ -161,21 +185,23 @@ class Microdot:
         return self.route(url_pattern, methods=['QUERY'])
 
     def before_request(self, f: Handler) -> Handler:
-        """Register ``f(request)``; a non-None return value becomes the response."""
+        """Register ``f(request)``; a truthy return value becomes the response and
+        ends the chain (a falsy one does not, as in Microdot)."""
         self.before_request_handlers.append(f)
-        self._router = None
+        _changed()
         return f
 
     def after_request(self, f: Handler) -> Handler:
         """Register ``f(request, response)``; it may return a replacement response."""
         self.after_request_handlers.append(f)
-        self._router = None
+        _changed()
         return f
 
     def after_error_request(self, f: Handler) -> Handler:
-        """Like :meth:`after_request`, for error responses."""
+        """Like :meth:`after_request`, for the answers that did not come from a route
+        handler: errors, and the automatic OPTIONS answers (as in Microdot)."""
         self.after_error_request_handlers.append(f)
-        self._router = None
+        _changed()
         return f
 
     def errorhandler(self, status_code_or_exception_class: Any) -> Callable[[Handler], Handler]:
@@ -183,6 +209,7 @@ class Microdot:
         (``f(request, exc)``; the most specific class wins)."""
         def decorated(f: Handler) -> Handler:
             self.error_handlers[status_code_or_exception_class] = f
+            _changed()
             return f
         return decorated
 
@@ -213,12 +240,17 @@ class Microdot:
     def mount(self, subapp: 'Microdot', url_prefix: str = '', local: bool = False) -> None:
         """Serve ``subapp``'s routes under ``url_prefix``.
 
-        Its hooks and error handlers are moved to this application, or, with
-        ``local=True``, apply only to requests routed to ``subapp``.
+        With ``local=False`` its hooks are moved to this application (after this
+        application's own) and its error handlers replace this application's for the
+        same status or exception class. With ``local=True`` they stay with
+        ``subapp`` and apply to its routes only: its ``before_request`` hooks run after
+        this application's, its ``after_request``/``after_error_request`` hooks and
+        error handlers before this application's. Routes are copied now: routes
+        added to ``subapp`` later are not served.
         """
         url_prefix = url_prefix.rstrip('/')
         for route in subapp.url_map:
-            new = Route(len(self.url_map), route.methods,
+            new = Route(len(self.url_map), route.method_list,
                         URLPattern(url_prefix + route.pattern.url_pattern), route.handler,
                         url_prefix + route.url_prefix, route.subapp or subapp,
                         owner=route.owner)
@@ -230,13 +262,12 @@ class Microdot:
             subapp.after_request_handlers = []
             self.after_error_request_handlers.extend(subapp.after_error_request_handlers)
             subapp.after_error_request_handlers = []
-            for key, handler in subapp.error_handlers.items():
-                self.error_handlers.setdefault(key, handler)
+            self.error_handlers.update(subapp.error_handlers)
             subapp.error_handlers = {}
         self.startup_handlers.extend(subapp.startup_handlers)
         self.shutdown_handlers.extend(subapp.shutdown_handlers)
         self.mounted.append((url_prefix, subapp, local))
-        self._router = None
+        _changed()
 
     def static(self, url_prefix: str, directory: str, max_age: Optional[int] = None,
                index: Optional[str] = 'index.html') -> None:
@@ -268,34 +299,46 @@ class Microdot:
     # -- routing --------------------------------------------------------------------
 
     def _compile(self) -> Router:
+        """The router for the current routes, hooks and types (rebuilt after any
+        registration on any application, or a new URL segment type)."""
         router = self._router
         if router is not None and router.types_version == URLPattern.types_version \
                 and len(router.routes) == len(self.url_map):
             return router
+        generation = URLPattern.types_version
         for route in self.url_map:
             self._bind_hooks(route)
         self._router = router = Router(self.url_map)
+        router.types_version = generation
         return router
 
     def _bind_hooks(self, route: Route) -> None:
-        """Precompute the hook chains that apply to ``route``."""
-        local = []
+        """Precompute the hooks and error handlers that apply to ``route``.
+
+        The applications between this one and the one that declared the route each
+        add their own (a non-local mount has moved them here already): before
+        hooks from the outermost in, after hooks and error handlers from the
+        innermost out, then this application's.
+        """
+        apps: List['Microdot'] = []
         owner = route.owner
         if owner is not None and owner is not self:
-            for _, subapp, is_local in self._mount_chain(owner):
-                if is_local:
-                    local.append(subapp)
-        route.before_request = list(self.before_request_handlers)
-        route.after_request = list(self.after_request_handlers)
-        route.after_error_request = list(self.after_error_request_handlers)
-        route.error_handlers = []
-        for subapp in local:
-            route.before_request += subapp.before_request_handlers
-            route.after_request += subapp.after_request_handlers
-            route.after_error_request += subapp.after_error_request_handlers
-        for subapp in reversed(local):
+            apps = [subapp for _, subapp, _ in self._mount_chain(owner)]
+        before = list(self.before_request_handlers)
+        after: List[Handler] = []
+        after_error: List[Handler] = []
+        error_handlers: List[Dict[Any, Handler]] = []
+        for subapp in apps:
+            before += subapp.before_request_handlers
+        for subapp in reversed(apps):
+            after += subapp.after_request_handlers
+            after_error += subapp.after_error_request_handlers
             if subapp.error_handlers:
-                route.error_handlers.append(subapp.error_handlers)
+                error_handlers.append(subapp.error_handlers)
+        route.before_request = before
+        route.after_request = after + self.after_request_handlers
+        route.after_error_request = after_error + self.after_error_request_handlers
+        route.error_handlers = error_handlers + [self.error_handlers]
 
     def _mount_chain(self, owner: 'Microdot') -> List[Tuple[str, 'Microdot', bool]]:
         """The mounts leading from this app down to ``owner``."""
@@ -310,42 +353,58 @@ class Microdot:
     def find_route(self, req: Request) -> Any:
         """Route ``req``: sets its route and URL arguments; returns the handler,
         404/405, or the OPTIONS answer (a headers dict)."""
+        return self._route(req)[0]
+
+    def _route(self, req: Request) -> Tuple[Any, Optional[Route]]:
+        """``(handler or 404/405 or OPTIONS answer, route whose hooks apply)``.
+
+        For a 405 the route is the last one matching the path, as in Microdot.
+        """
         router = self._router
-        if router is None or router.types_version != URLPattern.types_version \
-                or len(router.routes) != len(self.url_map):
+        if router is None or router.types_version != URLPattern.types_version:
             router = self._compile()
         method = req.method.upper()
         if method == 'OPTIONS' and self.options_handler:
             req.route = None
-            return self.options_handler(req)
-        matches = router.match(req.path)
-        if not matches:
-            return 404
+            return self.options_handler(req), None
+        if router.linear:
+            matches: Any = router.scan(req.path)
+        else:
+            matches = router.match(req.path)
+            if not matches:
+                return 404, None
+        route = None
         for route, args in matches:
             if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
                 req.route = route
                 req.url_args = args or {}  # a static route's {} is shared
                 break
         else:
-            route = matches[0][0]  # the path exists, but not for this method
+            if route is None:  # (linear scan only)
+                return 404, None
+            # the path exists, but not for this method: the last route matching it
+            # tells where it belongs (Microdot's choice)
         # where the route came from (the class defaults suit routes of this app)
         if route.url_prefix or req.root_path:
             req.url_prefix = req.root_path + route.url_prefix
         if route.subapp is not None:
             req.subapp = route.subapp
-        return route.handler if req.route is route else 405
+        return (route.handler if req.route is route else 405), route
 
     def allowed_methods(self, path: str) -> List[str]:
-        """The methods some route accepts for ``path`` (plus HEAD and OPTIONS)."""
+        """The methods the routes matching ``path`` accept, in the order they were
+        declared, then HEAD (when GET is there) and OPTIONS: Microdot's order, each
+        method once. Empty for a path no route matches."""
         allow: List[str] = []
         for route, _ in self._compile().match(path):
-            for m in sorted(route.methods):
+            for m in route.method_list:
                 if m not in allow:
                     allow.append(m)
         if allow:
             if 'GET' in allow and 'HEAD' not in allow:
                 allow.append('HEAD')
-            allow.append('OPTIONS')
+            if 'OPTIONS' not in allow:
+                allow.append('OPTIONS')
         return allow
 
     def default_options_handler(self, req: Request) -> Dict[str, str]:
@@ -355,32 +414,36 @@ class Microdot:
     # -- dispatch -------------------------------------------------------------------
 
     async def dispatch_request(self, req: Optional[Request]) -> Response:
-        """Produce the response for ``req`` (``None`` stands for a malformed request)."""
+        """Produce the response for ``req`` (``None`` stands for a malformed request).
+
+        Routing happens outside the error handling, as in Microdot: an invalid URL
+        pattern (or a failing ``options_handler``) raises out of this method.
+        """
         if req is None:
             res = await self._error_response(None, 400, 'Bad request')
             return await self._after_error(None, res)
-        route = None
+        if req.content_length > req.max_content_length:
+            res = await self._error_response(req, 413, 'Payload too large')
+            return await self._after_error(req, res)
+        f, route = self._route(req)
         try:
-            if req.content_length > req.max_content_length:
-                res = await self._error_response(req, 413, 'Payload too large')
-                return await self._after_error(req, res)
-            f = self.find_route(req)
-            route = req.route
-            if isinstance(f, dict):
-                return self._finish(req, Response(headers=f))
-            if isinstance(f, Response):
-                return self._finish(req, f)
             if not callable(f):
+                if isinstance(f, dict):  # the automatic OPTIONS answer
+                    return await self._after_error(req, Response(headers=f))
+                if isinstance(f, Response):
+                    return await self._after_error(req, f)
                 status = f
                 res = await self._error_response(
-                    req, status, 'Not found' if status == 404 else 'Method not allowed')
+                    req, status, 'Not found' if status == 404 else 'Method not allowed',
+                    route)
                 if status == 405 and 'Allow' not in res.headers:
                     res.headers['Allow'] = ', '.join(self.allowed_methods(req.path))
-                return await self._after_error(req, res)
+                return await self._after_error(req, res, route)
+            assert route is not None
             res = None
             for handler in route.before_request:
                 res = await _invoke(req, handler, req)
-                if res is not None:
+                if res:
                     break
             if res is None:
                 if route.is_async:
@@ -408,14 +471,23 @@ class Microdot:
         return await self._after_error(req, res, route)
 
     def _finish(self, req: Request, res: Response) -> Response:
+        if res is Response.already_handled:
+            return res
         if res.file_info is not None:
             res = res._apply_conditional(req)
         res.is_head = req.method == 'HEAD'
+        g = req._g
+        if g is not None:
+            # what the response depends on, recorded by extensions (session, CORS,
+            # CSRF) in request.g._vary: on every answer, errors included
+            vary = getattr(g, '_vary', None)
+            if vary:
+                merge_vary(res.headers, *sorted(vary))
         return res
 
     def _handler_maps(self, route: Optional[Route]) -> List[Dict[Any, Handler]]:
-        if route is not None and route.error_handlers:
-            return route.error_handlers + [self.error_handlers]
+        if route is not None:
+            return route.error_handlers
         return [self.error_handlers]
 
     async def _error_response(self, req: Optional[Request], status: int, reason: str,
@@ -424,42 +496,43 @@ class Microdot:
             if status in handlers:
                 try:
                     return make_response(await _invoke(req, handlers[status], req))
-                except Exception as exc:
+                except Exception:
                     logger.exception('error handler for %d failed', status)
-                    return self._internal_error(exc)
+                    return self._internal_error()
         return make_response((reason, status))
 
     async def _exception_response(self, req: Request, exc: Exception,
                                   route: Optional[Route]) -> Response:
-        for handlers in self._handler_maps(route):
-            for cls in type(exc).__mro__:
-                if cls in handlers:
-                    try:
-                        res = await _invoke(req, handlers[cls], req, exc)
-                    except HTTPException as exc2:
-                        return await self._error_response(req, exc2.status_code,
-                                                          exc2.reason, route)
-                    except Exception as exc2:
-                        logger.exception('error handler for %s failed', cls.__name__)
-                        return self._internal_error(exc2)
-                    if res is not None:
-                        return make_response(res)
+        """The answer to an exception from a hook or handler: the handler registered
+        for the nearest class in its MRO (the sub-application's before this
+        application's, class by class), else the 500 answer."""
+        maps = self._handler_maps(route)
+        handler = None
+        for cls in type(exc).__mro__:
+            for handlers in maps:
+                handler = handlers.get(cls)
+                if handler is not None:
                     break
+            if handler is not None:
+                break
+        if handler is not None:
+            try:
+                res = await _invoke(req, handler, req, exc)
+            except Exception:
+                # as in Microdot, an error handler that fails (abort() included)
+                # gives the 500 answer
+                logger.exception('error handler for %s failed', type(exc).__name__)
+                res = None
+            if res is not None:
+                return make_response(res)
         logger.error('Unhandled exception in %s %s', req.method, req.path,
                      exc_info=(type(exc), exc, exc.__traceback__))
-        for handlers in self._handler_maps(route):
-            if 500 in handlers:
-                try:
-                    return make_response(await _invoke(req, handlers[500], req))
-                except Exception as exc2:
-                    logger.exception('error handler for 500 failed')
-                    return self._internal_error(exc2)
-        return self._internal_error(exc)
+        return await self._error_response(req, 500, 'Internal server error', route)
 
-    def _internal_error(self, exc: BaseException) -> Response:
-        if self.debug:
-            text = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            return Response('Internal server error\n\n' + text, 500)
+    @staticmethod
+    def _internal_error() -> Response:
+        """The plain 500 answer: never a traceback, whatever ``debug`` says (the
+        traceback goes to the ``microdot`` logger)."""
         return Response('Internal server error', 500)
 
     async def _after_error(self, req: Optional[Request], res: Response,

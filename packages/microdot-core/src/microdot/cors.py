@@ -1,8 +1,10 @@
 """Cross-Origin Resource Sharing headers and preflight answers (Microdot 2.x compatible).
 
 Beyond Microdot: ``null`` and malformed ``Origin`` values are never allowed (no
-error either), ``Access-Control-Allow-Credentials`` is never sent next to a literal
-``*`` origin. ``Vary: Origin`` is added when the request's origin is echoed.
+error either), and ``allowed_origins='*'`` with ``allow_credentials=True`` is refused
+with ``ValueError`` (Microdot echoes any origin with credentials, so every site can
+read authenticated answers). ``Vary: Origin`` is added when the request's origin is
+echoed.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
-from .session import merge_vary
 
 logger = logging.getLogger('microdot.cors')
 
@@ -76,9 +77,7 @@ class CORS:
             else [h.lower() for h in allowed_headers]
         self.max_age = max_age
         self.default_options_handler: Any = None
-        if allowed_origins == '*' and allow_credentials:
-            logger.warning('CORS: allowed_origins="*" with allow_credentials=True lets any '
-                           'site make credentialed requests; list the trusted origins')
+        self._check_credentials()
         if app is not None:
             self.initialize(app, handle_cors=handle_cors)
 
@@ -101,8 +100,21 @@ class CORS:
             else:
                 self._normalized.add(norm)
 
+    def _check_credentials(self) -> None:
+        if self._allowed_origins == '*' and self.allow_credentials:
+            raise ValueError(
+                "CORS: allowed_origins='*' cannot be combined with allow_credentials=True: "
+                "any site could read the answers to its users' authenticated requests. "
+                "List the trusted origins instead, e.g. "
+                "allowed_origins=['https://app.example.com']")
+
     def initialize(self, app: Any, handle_cors: bool = True) -> None:
-        """Install the CORS hooks (and preflight handler) on ``app``."""
+        """Install the CORS hooks (and preflight handler) on ``app``.
+
+        Raises ``ValueError`` if ``allowed_origins`` is ``'*'`` while
+        ``allow_credentials`` is true.
+        """
+        self._check_credentials()
         self.default_options_handler = app.options_handler
         if handle_cors:
             app.options_handler = self.options_handler
@@ -126,9 +138,6 @@ class CORS:
         cors_headers = self.get_cors_headers(request)
         target = headers.headers if hasattr(headers, 'headers') else headers
         target.update(cors_headers)
-        vary = getattr(request.g, '_vary', None)
-        if vary and 'Origin' in vary:
-            merge_vary(target, 'Origin')
         return headers
 
     def get_cors_headers(self, request: Any) -> Dict[str, str]:
@@ -144,7 +153,7 @@ class CORS:
         elif self.origin_allowed(origin):
             headers['Access-Control-Allow-Origin'] = origin
             self._vary_origin(request)
-            if self.allow_credentials:
+            if self.allow_credentials and self._allowed_origins != '*':
                 headers['Access-Control-Allow-Credentials'] = 'true'
         else:
             return headers
@@ -175,11 +184,8 @@ class CORS:
         vary.add('Origin')
 
     def after_request(self, request: Any, response: Any) -> Any:
-        """Add the CORS headers (and ``Vary: Origin``) to a response."""
+        """Add the CORS headers to a response (dispatch adds ``Vary: Origin``)."""
         if request is None:
             return response
         response.headers.update(self.get_cors_headers(request))
-        vary = getattr(request.g, '_vary', None)
-        if vary and 'Origin' in vary:
-            merge_vary(response.headers, 'Origin')
         return response

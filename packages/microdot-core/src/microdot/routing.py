@@ -9,14 +9,21 @@ When several routes match a path the one registered first wins, as in Microdot.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 _PLAIN_SEGMENT = '[^/]+'
 _INT_PATTERN = '-?\\d+'
 
 
+class PatternError(re.error, ValueError):
+    """An invalid regular expression in a ``<re:...>`` URL segment."""
+
+
 class URLPattern:
-    """A compiled URL pattern; ``match(path)`` returns the arguments or ``None``."""
+    """A URL pattern; ``match(path)`` returns the arguments or ``None``.
+
+    The pattern is checked and compiled on first use (:meth:`compile`), as in Microdot.
+    """
 
     segment_patterns: Dict[str, str] = {
         'string': _PLAIN_SEGMENT,
@@ -30,9 +37,10 @@ class URLPattern:
     def __init__(self, url_pattern: str) -> None:
         self.url_pattern = url_pattern
         #: One entry per ``/``-separated part: ``(None, text)`` for literal text,
-        #: ``(type, name)`` for an argument.
+        #: ``(type, name)`` for an argument (filled in by :meth:`compile`).
         self.segments: List[Tuple[Optional[str], str]] = []
         self.is_static = True
+        #: The compiled regular expression; ``None`` until :meth:`compile` runs.
         self.regex: Optional[re.Pattern] = None
         self._parsers: List[Tuple[str, Optional[Callable[[str], Any]]]] = []
         #: Regex group number of each argument (``<re:...>`` may add groups of its own).
@@ -40,9 +48,22 @@ class URLPattern:
         #: The regular expression of each argument, as registered when compiled.
         self._exprs: List[str] = []
         self._static: Optional[str] = None
-        self._compile()
 
-    def _compile(self) -> None:
+    def compile(self) -> re.Pattern:
+        """Check the pattern and build its regular expression (returned).
+
+        As in Microdot, nothing is checked when the pattern is created: an invalid
+        pattern raises ``ValueError`` here, or on the first :meth:`match`. A bad
+        ``<re:...>`` expression raises an error that is both ``ValueError`` and
+        ``re.error`` (Microdot lets ``re.error`` through).
+        """
+        if self.regex is not None:
+            return self.regex
+        segments: List[Tuple[Optional[str], str]] = []
+        parsers: List[Tuple[str, Optional[Callable[[str], Any]]]] = []
+        groups: List[int] = []
+        exprs: List[str] = []
+        is_static = True
         regex = ''
         group = 1
         for part in _split_pattern(self.url_pattern):
@@ -55,16 +76,17 @@ class URLPattern:
                     type_, _, name = spec.rpartition(':')
                     expr = type_[3:]
                     try:
-                        re.compile(expr)
+                        inner_groups = re.compile(expr).groups
                     except re.error as exc:
-                        raise ValueError('invalid regular expression in URL pattern %r: %s'
-                                         % (self.url_pattern, exc)) from None
+                        raise PatternError('invalid regular expression in URL pattern '
+                                           '%r: %s' % (self.url_pattern, exc.msg),
+                                           exc.pattern, exc.pos) from None
                     parser = None
                     type_ = 're:' + expr
-                    inner_groups = re.compile(expr).groups
                 else:
-                    type_, _, name = spec.rpartition(':')
-                    type_ = type_ or 'string'
+                    type_, colon, name = spec.rpartition(':')
+                    if not colon:
+                        type_ = 'string'
                     if type_ not in self.segment_patterns:
                         raise ValueError('invalid URL segment type %r in %r (register it '
                                          'with URLPattern.register_type)'
@@ -72,30 +94,34 @@ class URLPattern:
                     expr = self.segment_patterns[type_]
                     parser = self.segment_parsers.get(type_)
                     inner_groups = re.compile(expr).groups
-                if not name.isidentifier():
-                    raise ValueError('invalid argument name %r in URL pattern %r'
-                                     % (name, self.url_pattern))
-                self.is_static = False
-                self.segments.append((type_, name))
-                self._parsers.append((name, parser))
-                self._exprs.append(expr)
-                self._groups.append(group)
+                is_static = False
+                segments.append((type_, name))
+                parsers.append((name, parser))
+                exprs.append(expr)
+                groups.append(group)
                 group += 1 + inner_groups
                 regex += '/(' + expr + ')'
             else:
-                self.segments.append((None, part))
+                segments.append((None, part))
                 regex += '/' + re.escape(part)
+        self.segments = segments
+        self._parsers = parsers
+        self._groups = groups
+        self._exprs = exprs
+        self.is_static = is_static
+        if is_static:
+            self._static = '/' + '/'.join(text for _, text in segments)
         # \Z, not $: '$' would also match before a final newline ('/x/1%0A')
         self.regex = re.compile('^' + (regex or '/') + '\\Z')
-        if self.is_static:
-            self._static = '/' + '/'.join(text for _, text in self.segments)
+        return self.regex
 
     def match(self, path: str) -> Optional[Dict[str, Any]]:
-        """The URL arguments if ``path`` matches this pattern, else ``None``."""
+        """The URL arguments if ``path`` matches this pattern, else ``None``
+        (compiles the pattern on first use: ``ValueError`` if it is invalid)."""
+        regex = self.regex or self.compile()
         if self._static is not None:
             return {} if path == self._static else None
-        assert self.regex is not None
-        m = self.regex.match(path)
+        m = regex.match(path)
         if m is None:
             return None
         return self._convert([m.group(g) for g in self._groups])
@@ -119,6 +145,7 @@ class URLPattern:
     def reverse(self, **kwargs: Any) -> str:
         """Build a path from this pattern and argument values."""
         from urllib.parse import quote
+        self.compile()
         parts = []
         for type_, text in self.segments:
             if type_ is None:
@@ -165,7 +192,7 @@ def _split_pattern(pattern: str) -> List[str]:
 class Route:
     """One registered route with what dispatch needs precomputed."""
 
-    __slots__ = ('index', 'methods', 'pattern', 'handler', 'url_prefix', 'subapp',
+    __slots__ = ('index', 'methods', 'method_list', 'pattern', 'handler', 'url_prefix', 'subapp',
                  'is_async', 'owner', 'before_request', 'after_request',
                  'after_error_request', 'error_handlers')
 
@@ -174,7 +201,9 @@ class Route:
                  subapp: Any = None, owner: Any = None) -> None:
         from .helpers import iscoroutine
         self.index = index
-        self.methods = frozenset(m.upper() for m in methods)
+        #: The methods as declared (upper case, each once), for the ``Allow`` header.
+        self.method_list: Tuple[str, ...] = tuple(dict.fromkeys(m.upper() for m in methods))
+        self.methods = frozenset(self.method_list)
         self.pattern = pattern
         self.handler = handler
         self.url_prefix = url_prefix
@@ -235,6 +264,17 @@ class Router:
         #: too (looked up by walking the tree, so argument dicts are never shared)
         self._overlap: Dict[str, List[Match]] = {}
         self._has_dynamic = False
+        #: True when some pattern does not compile: routes are then tried one by one
+        #: in order (:meth:`scan`), and reaching the invalid one raises ``ValueError``,
+        #: as in Microdot, while paths that an earlier route answers keep working
+        self.linear = False
+        for route in self.routes:
+            try:
+                route.pattern.compile()
+            except ValueError:
+                self.linear = True
+        if self.linear:
+            return
         for route in self.routes:
             if not route.pattern.is_static:
                 self._has_dynamic = True
@@ -276,12 +316,23 @@ class Router:
                     node = node.int
         node.routes.append((route, tuple(args)))
 
+    def scan(self, path: str) -> Iterator[Match]:
+        """The routes matching ``path``, in order, trying each pattern in turn (the
+        slow path for applications with an invalid pattern: ``ValueError`` when the
+        scan reaches it)."""
+        for route in self.routes:
+            args = route.pattern.match(path)
+            if args is not None:
+                yield route, args
+
     def match(self, path: str) -> List[Match]:
         """Every route matching ``path`` with its arguments, first registered first.
 
         The list returned for a static path (and its empty argument dicts) is shared:
         do not modify it.
         """
+        if self.linear:
+            return list(self.scan(path))
         matches = self._exact.get(path)
         if matches is not None:
             return matches

@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from .app import invoke_handler
+from .app import invoke_handler, merge_vary  # noqa: F401 (merge_vary: kept here)
 from .helpers import wraps
 
 logger = logging.getLogger('microdot.session')
@@ -122,34 +122,13 @@ def jwt_decode(token: Any, keys: Optional[SecretKeys], now: Optional[float] = No
 
 
 def add_vary(request: Any, header: str) -> None:
-    """Record that the response depends on ``header`` (``request.g._vary``, as
-    Microdot does) and make sure it reaches the response's ``Vary`` header."""
+    """Record that the response depends on ``header`` in ``request.g._vary``, as
+    Microdot does; dispatch adds it to the ``Vary`` header of whatever answer the
+    request gets, errors included."""
     vary = getattr(request.g, '_vary', None)
     if vary is None:
         vary = request.g._vary = set()
-    if not getattr(request.g, '_vary_hook', False):
-        request.g._vary_hook = True
-
-        def apply_vary(req: Any, res: Any) -> Any:
-            merge_vary(res.headers, *sorted(getattr(req.g, '_vary', ())))
-            return res
-        request.after_request(apply_vary)
     vary.add(header)
-
-
-def merge_vary(headers: Any, *names: str) -> None:
-    """Add ``names`` to a ``Vary`` header, keeping what is there and avoiding repeats."""
-    current = headers.get('Vary') or ''
-    items = [h.strip() for h in current.split(',') if h.strip()]
-    lower = {h.lower() for h in items}
-    if '*' in lower:
-        return
-    for name in names:
-        if name.lower() not in lower:
-            items.append(name)
-            lower.add(name.lower())
-    if items:
-        headers['Vary'] = ', '.join(items)
 
 
 class SessionDict(dict):
