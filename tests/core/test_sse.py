@@ -90,7 +90,7 @@ def test_event_id_retry_and_comment_fields():
         await sse.send('two', event_id=7)
 
     res = get(app_with(events))
-    assert res.body == (b'event: greeting\nid: 42\nretry: 2500\ndata: one\n\n'
+    assert res.body == (b'retry: 2500\nevent: greeting\nid: 42\ndata: one\n\n'
                         b': ping\n\n: two\n: lines\n\n'
                         b'id: 7\ndata: two\n\n')
     assert res.events == [
@@ -165,14 +165,37 @@ def test_keepalive_disabled_and_class_default(monkeypatch):
     assert SSE().keepalive_interval == 0.02
 
 
-def test_event_function_error_is_logged_and_ends_stream(caplog):
+def test_event_function_error_propagates_after_queued_events():
     async def events(request, sse):
         await sse.send('before')
         raise RuntimeError('broken feed')
 
+    async def main():
+        req = Request(None, ('127.0.0.1', 1), 'GET', '/events', '1.1', {})
+        iterator = sse_response(req, events).body_iter()
+        assert await iterator.__anext__() == b'data: before\n\n'
+        with pytest.raises(RuntimeError, match='broken feed'):
+            await iterator.__anext__()
+
+    run(main())
+    with pytest.raises(RuntimeError, match='broken feed'):  # out of the test client
+        get(app_with(events))
+
+
+def test_event_function_error_after_the_client_left_is_logged(caplog):
+    async def events(request, sse):
+        await sse.send('first')
+        raise RuntimeError('late failure')
+
+    async def main():
+        req = Request(None, ('127.0.0.1', 1), 'GET', '/events', '1.1', {})
+        iterator = sse_response(req, events).body_iter()
+        assert await iterator.__anext__() == b'data: first\n\n'
+        await asyncio.sleep(0)  # the event function fails while nobody reads
+        await iterator.aclose()  # the client left: the error is only logged
+
     with caplog.at_level(logging.ERROR, logger='microdot.sse'):
-        res = get(app_with(events))
-    assert values(res) == ['before']
+        run(main())
     assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
 
 

@@ -57,8 +57,10 @@ def test_multidict_from_dict_and_delete():
 
 def test_multidict_items_values_lists_copy():
     d = MultiDict([('a', '1'), ('a', '2'), ('b', '3')])
-    assert list(d.items()) == [('a', '1'), ('b', '3')]
-    assert list(d.values()) == ['1', '3']
+    # as in Microdot, the dict holds each key's list of values
+    assert list(d.items()) == [('a', ['1', '2']), ('b', ['3'])]
+    assert list(d.values()) == [['1', '2'], ['3']]
+    assert dict(d) == {'a': ['1', '2'], 'b': ['3']}
     assert d.lists() == [('a', ['1', '2']), ('b', ['3'])]
     assert d.to_dict() == {'a': '1', 'b': '3'}
     assert d.to_dict(flat=False) == {'a': ['1', '2'], 'b': ['3']}

@@ -81,7 +81,7 @@ def test_binary_response_has_no_text():
 def test_json_response_decoded():
     res = run(TestClient(make_app()).get('/echo'))
     assert res.json['method'] == 'GET'
-    assert res.headers['Content-Type'] == 'application/json'
+    assert res.headers['Content-Type'] == 'application/json; charset=UTF-8'
 
 
 def test_dict_body_sent_as_json():
@@ -129,7 +129,7 @@ def test_delete_and_other_methods():
     assert run(client.delete('/echo')).json['method'] == 'DELETE'
     res = run(client.head('/text'))
     assert res.status_code == 201
-    assert res.body == b''
+    assert res.body is None
     assert res.headers['Content-Length'] == str(len('h\u00e9llo'.encode()))
     res = run(client.options('/echo'))
     assert 'QUERY' in res.headers['Allow']

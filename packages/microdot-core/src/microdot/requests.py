@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json as _json
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from . import http11
 from .exceptions import HTTPException
 from .streams import AsyncBytesIO, BodyStream, BodyTooLarge
 from .structures import MultiDict, NoCaseDict
@@ -12,6 +13,26 @@ from urllib.parse import unquote
 from .urls import urldecode_str
 
 _UNSET: Any = object()
+
+
+def _loads_json(data: bytes) -> Any:
+    """Decode a JSON body with the standard module (too deep: ``RecursionError``)."""
+    return _json.loads(data.decode('utf-8'))
+
+
+#: The JSON decoder of request bodies: orjson's when it is installed, as Microdot
+#: uses it (too deep a nesting raises its ``JSONDecodeError``, a ``ValueError``).
+_loads: Callable[[bytes], Any] = _loads_json
+try:  # pragma: no cover - optional speed-up
+    import orjson as _orjson
+    _loads = _orjson.loads
+except ImportError:  # pragma: no cover
+    pass
+
+
+class BadRequestError(http11.ProtocolError, ValueError):
+    """Raised by :meth:`Request.create` for malformed input: a ``ValueError``, as
+    Microdot raises, with the ``status_code`` and ``reason`` a server would answer."""
 
 
 def headers_from_list(pairs: Iterable[Tuple[str, str]]) -> NoCaseDict:
@@ -50,16 +71,21 @@ def _join_header(headers: NoCaseDict, real: str, lname: str, value: str) -> None
 
 
 def parse_cookies(header: Optional[str]) -> Dict[str, str]:
-    """Cookies from a ``Cookie`` header; malformed pairs are skipped, not fatal."""
+    """Cookies from a ``Cookie`` header, as Microdot reads them.
+
+    A pair without ``=`` is a cookie with an empty value (``flag`` gives
+    ``{'flag': ''}``), and values are kept as sent, quotes included. Unlike Microdot,
+    spaces around a name or value are trimmed, an empty name is ignored, and of two
+    cookies with the same name the first wins: browsers send the one with the most
+    specific path first (RFC 6265, section 5.4).
+    """
     cookies: Dict[str, str] = {}
     if header:
         for pair in header.split(';'):
-            name, sep, value = pair.strip().partition('=')
-            if sep and name:
-                value = value.strip()
-                if len(value) > 1 and value[0] == value[-1] == '"':
-                    value = value[1:-1]
-                cookies.setdefault(name, value)
+            name, _, value = pair.partition('=')
+            name = name.strip()
+            if name and name not in cookies:
+                cookies[name] = value.strip()
     return cookies
 
 
@@ -233,11 +259,21 @@ class Request:
                      client_addr: Any, scheme: Optional[str] = None) -> Optional['Request']:
         """Parse one request from an async reader (``readline``/``read``/``readexactly``).
 
-        Returns ``None`` when the peer closed before sending anything; raises
-        ``http11.ProtocolError`` (with the status to answer) for malformed input,
-        including a line longer than ``max_readline``.
+        Returns ``None`` when the peer closed before sending anything. Malformed input,
+        including a line longer than ``max_readline``, raises :class:`BadRequestError`:
+        a ``ValueError``, as in Microdot, that also carries the status to answer.
         """
-        from . import http11
+        try:
+            return await Request._create(app, client_reader, client_writer, client_addr,
+                                         scheme)
+        except BadRequestError:
+            raise
+        except http11.ProtocolError as exc:
+            raise BadRequestError(exc.status_code, exc.reason) from None
+
+    @staticmethod
+    async def _create(app: Any, client_reader: Any, client_writer: Any,
+                      client_addr: Any, scheme: Optional[str]) -> Optional['Request']:
         max_line = getattr(app, 'max_readline', None) or Request.max_readline
         parser = http11.RequestParser(max_request_line=max_line, max_header_line=max_line)
         head = None
@@ -245,8 +281,7 @@ class Request:
             line = await client_reader.readline()
             if len(line) > max_line + 2 or (line and not line.endswith(b'\n')
                                             and len(line) > max_line):
-                raise http11.ProtocolError(
-                    414 if parser.at_start else 431, 'line too long')
+                raise BadRequestError(414 if parser.at_start else 431, 'line too long')
             parser.feed(line)
             event = parser.next_event()
             if event is http11.CONNECTION_CLOSED:
@@ -254,7 +289,7 @@ class Request:
             if isinstance(event, http11.RequestHead):
                 head = event
             elif event is not http11.NEED_DATA:  # pragma: no cover - defensive
-                raise http11.ProtocolError(400, 'unexpected data')
+                raise BadRequestError(400, 'unexpected data')
             elif not line:
                 parser.feed(b'')
                 parser.next_event()  # raises for a request cut short
@@ -360,15 +395,17 @@ class Request:
     def json(self) -> Any:
         """The body decoded as JSON for ``application/json`` requests, else ``None``.
 
-        Invalid JSON raises ``HTTPException(400)``, so the client gets a 400 answer.
+        A body that is not valid JSON (malformed, not UTF-8, nested too deeply, or left
+        in :attr:`stream` because it is longer than ``max_body_length``) raises
+        ``HTTPException(400)``, so the client gets a 400 answer, not a 500.
         """
         if self._json is _UNSET:
             ctype = self.content_type
             if not ctype or ctype.split(';', 1)[0].strip().lower() != 'application/json':
                 return None
             try:
-                self._json = _json.loads(self.body.decode('utf-8'))
-            except (ValueError, UnicodeDecodeError):
+                self._json = _loads(self.body)
+            except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
                 raise HTTPException(400, 'Invalid JSON body') from None
         return self._json
 

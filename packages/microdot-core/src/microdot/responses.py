@@ -27,6 +27,9 @@ except ImportError:  # pragma: no cover
 
 _reason = reason_phrase
 
+#: The ``Content-Type`` of ``dict``/``list`` bodies, as Microdot sends it.
+JSON_CONTENT_TYPE = 'application/json; charset=UTF-8'
+
 
 def _check_header_text(text: str, what: str) -> None:
     if '\r' in text or '\n' in text or '\0' in text:
@@ -90,8 +93,9 @@ class Response:
             self.body = body.encode()
         elif isinstance(body, (dict, list)):
             self.body = _dumps(body)
-            if 'Content-Type' not in self.headers:
-                self.headers['Content-Type'] = 'application/json'
+            fields = self.headers
+            if 'content-type' not in fields.keymap:  # a type the caller gave is kept
+                fields['Content-Type'] = JSON_CONTENT_TYPE
         elif isinstance(body, str):
             self.body = body.encode()
         else:
@@ -256,9 +260,8 @@ class Response:
             if compressed and name.endswith('.gz'):
                 name = name[:-3]
             ext = name.rsplit('.', 1)[-1].lower() if '.' in os.path.basename(name) else ''
+            # the bare type, as Microdot sends it: a file's encoding is not known here
             content_type = cls.types_map.get(ext, 'application/octet-stream')
-            if content_type.startswith('text/') or content_type == 'application/javascript':
-                content_type += '; charset=UTF-8'
         headers: Dict[str, Any] = {'Content-Type': content_type}
         if max_age is None:
             max_age = cls.default_send_file_max_age

@@ -11,19 +11,21 @@ The event function runs in its own task while the response streams; it is cancel
 built-in server shuts down (then what it queued is sent and the stream ends). Data
 is split on every line break into several ``data:`` lines, so it can never inject
 other fields. While idle, a comment line is sent every ``SSE.keepalive_interval``
-seconds so that proxies and clients keep the connection open.
+seconds so that proxies and clients keep the connection open. An exception raised by
+the event function is raised by the response body once the events queued before it
+are sent, as in Microdot: the test client call raises it; a server logs it and ends
+the stream short.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections import deque
 from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Union
 
 from .helpers import wraps
-from .responses import Response
+from .responses import Response, _dumps
 
 __all__ = ['SSE', 'sse_response', 'with_sse']
 
@@ -70,22 +72,22 @@ class SSE:
                retry: Optional[float] = None, comment: bool = False) -> bytes:
         """Encode one event (or comment) in the ``text/event-stream`` format."""
         if isinstance(data, (dict, list)):
-            payload = json.dumps(data).encode()
+            payload = _dumps(data)
         elif isinstance(data, (bytes, bytearray, memoryview)):
             payload = bytes(data)
         else:
             payload = str(data).encode('utf-8')
         if comment:
             return _prefixed_lines(b': ', payload) + b'\n'
-        parts = []
-        if event is not None:
-            parts.append(b'event: ' + _field_value(event, 'event name') + b'\n')
-        if event_id is not None:
-            parts.append(b'id: ' + _field_value(event_id, 'event id') + b'\n')
+        parts = []  # fields in Microdot's order: retry, event, id, then data
         if retry is not None:
             if isinstance(retry, bool) or not isinstance(retry, (int, float)) or retry < 0:
                 raise ValueError('SSE retry must be a non-negative number of seconds')
             parts.append(b'retry: %d\n' % int(retry * 1000))
+        if event is not None:
+            parts.append(b'event: ' + _field_value(event, 'event name') + b'\n')
+        if event_id is not None:
+            parts.append(b'id: ' + _field_value(event_id, 'event id') + b'\n')
         parts.append(_prefixed_lines(b'data: ', payload))
         parts.append(b'\n')
         return b''.join(parts)
@@ -113,13 +115,19 @@ def _wake(waiter: Optional[asyncio.Future], value: Any = None) -> None:
 
 
 class _EventStream:
-    """The response body: runs the event function in a task and yields its events."""
+    """The response body: runs the event function in a task and yields its events.
+
+    An exception raised by the event function is raised again by the body, after the
+    events queued before it, as Microdot does: the test client call raises it, and a
+    server logs it and cuts the stream short.
+    """
 
     def __init__(self, sse: SSE, run: Callable[[], Awaitable[Any]]) -> None:
         self.sse = sse
         self.run = run
         self.task: Optional[asyncio.Task] = None
         self.closed = False
+        self.error: Optional[BaseException] = None
 
     def __aiter__(self) -> '_EventStream':
         return self
@@ -129,8 +137,8 @@ class _EventStream:
             await self.run()
         except asyncio.CancelledError:
             pass
-        except Exception:
-            logger.exception('Unhandled exception in SSE event function')
+        except Exception as exc:
+            self.error = exc
         finally:
             _wake(self.sse._consumer, True)
 
@@ -147,6 +155,9 @@ class _EventStream:
                 _wake(sse._producer)
                 return chunk
             if self.task.done():
+                error, self.error = self.error, None
+                if error is not None:
+                    raise error
                 raise StopAsyncIteration
             waiter = sse._consumer = loop.create_future()
             interval = sse.keepalive_interval
@@ -178,6 +189,9 @@ class _EventStream:
                 await asyncio.wait({task}, timeout=5)
             except asyncio.CancelledError:  # pragma: no cover - cancelled again
                 pass
+        error, self.error = self.error, None
+        if error is not None:  # failed after the client left: nobody else will see it
+            logger.error('Unhandled exception in SSE event function', exc_info=error)
 
 
 def _stream_response(request: Any, event_function: EventFunction, args: Any,

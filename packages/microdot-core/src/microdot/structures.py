@@ -1,19 +1,24 @@
 """Dictionaries for HTTP data: multi-valued (query/form) and case-insensitive (headers)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 class MultiDict(dict):
     """A dict that keeps every value given for a key; item access returns the first.
 
     Query strings and forms may repeat a key (``?tag=a&tag=b``): ``d['tag']`` is
-    ``'a'`` and ``d.getlist('tag')`` is ``['a', 'b']``.
+    ``'a'`` and ``d.getlist('tag')`` is ``['a', 'b']``. As in Microdot, the dict
+    holds each key's list of values: ``items()``, ``values()``, ``dict(d)``, ``repr``
+    and JSON output show the lists (``{'tag': ['a', 'b']}``).
     """
 
     def __init__(self, initial: Any = None) -> None:
         super().__init__()
-        if initial:
+        if isinstance(initial, MultiDict):  # every value of every key (lists copied)
+            for key, values in initial.lists():
+                dict.__setitem__(self, key, values)
+        elif initial:
             items = initial.items() if hasattr(initial, 'items') else initial
             for key, value in items:
                 self[key] = value
@@ -25,9 +30,6 @@ class MultiDict(dict):
 
     def __getitem__(self, key: str) -> Any:
         return super().__getitem__(key)[0]
-
-    def __iter__(self) -> Iterator[str]:
-        return super().__iter__()
 
     def get(self, key: str, default: Any = None, type: Optional[Callable] = None) -> Any:
         """The first value for ``key`` (converted with ``type``), else ``default``."""
@@ -47,27 +49,18 @@ class MultiDict(dict):
             values = [type(value) for value in values]
         return list(values)
 
-    def values(self):  # type: ignore[override]
-        return [values[0] for values in super().values()]
-
-    def items(self):  # type: ignore[override]
-        return [(key, values[0]) for key, values in super().items()]
-
     def lists(self) -> List[Tuple[str, List[Any]]]:
         """``(key, [values])`` pairs."""
         return [(key, list(values)) for key, values in super().items()]
 
     def to_dict(self, flat: bool = True) -> Dict[str, Any]:
-        return dict(self.items()) if flat else dict(self.lists())
+        """A plain dict: the first value per key, or every value (``flat=False``)."""
+        return {key: values[0] for key, values in dict.items(self)} if flat \
+            else dict(self.lists())
 
     def copy(self) -> 'MultiDict':
-        new = MultiDict()
-        for key, values in super().items():
-            dict.__setitem__(new, key, list(values))
-        return new
-
-    def __repr__(self) -> str:
-        return 'MultiDict(%r)' % self.lists()
+        """A copy with its own value lists."""
+        return MultiDict(self)
 
 
 class NoCaseDict(dict):

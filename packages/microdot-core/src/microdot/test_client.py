@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from . import ws_protocol as _wsp
 from .requests import Request, parse_cookies
-from .responses import Response, close_body
+from .responses import Response, _dumps, close_body
 from .streams import AsyncBytesIO
 from .structures import NoCaseDict
 
@@ -32,17 +32,19 @@ class TestResponse:
 
     @classmethod
     async def create(cls, res: Response) -> 'TestResponse':
+        """Read ``res`` in full. For a HEAD request the body is not read and
+        ``body``, ``text``, ``json`` and ``events`` stay ``None``, as in Microdot."""
         self = cls()
         self.status_code = res.status_code
         self.reason = res.reason_phrase()
         res.complete()
         self.headers = NoCaseDict(res.headers)
-        chunks = []
         if res.is_head:
             close_body(res.body)
-        else:
-            async for chunk in res.body_iter():
-                chunks.append(chunk)
+            return self
+        chunks = []
+        async for chunk in res.body_iter():
+            chunks.append(chunk)
         self.body = b''.join(chunks)
         try:
             self.text = self.body.decode()
@@ -250,7 +252,7 @@ class TestClient:
         if body is None:
             body = b''
         elif isinstance(body, (dict, list)):
-            body = _json.dumps(body).encode()
+            body = _dumps(body)  # orjson's compact output when installed, as Microdot
             headers.setdefault('Content-Type', 'application/json')
         elif isinstance(body, str):
             body = body.encode()
@@ -284,9 +286,9 @@ class TestClient:
             name, _, cookie_value = pair.strip().partition('=')
             attributes = parse_cookies(attrs)
             lower = {k.lower(): v for k, v in attributes.items()}
-            delete = lower.get('max-age', '1').strip() in ('0', '-1') or \
-                'Jan 1970' in lower.get('expires', '') or \
-                'Thu, 01 Jan 1970' in attrs
+            max_age = lower.get('max-age', '').strip()
+            delete = (max_age.lstrip('-').isdigit() and int(max_age) <= 0) or \
+                'jan 1970' in lower.get('expires', '').lower()
             path = lower.get('path') or '/'
             if delete:
                 if self._cookie_paths.get(name, '/') == path:
@@ -367,9 +369,7 @@ class TestClient:
         if res.status_code is None and peer.status_code is not None:
             res.status_code = peer.status_code
             res.reason = peer.reason
-            res.headers = peer.headers
-            res.body = b''
-            res.text = ''
+            res.headers = peer.headers  # body, text and json stay None, as in Microdot
         res.close_code = peer.close_code
         res.close_reason = peer.close_reason
         if peer.error is not None:
