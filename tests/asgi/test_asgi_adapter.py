@@ -360,7 +360,7 @@ def test_real_reason_independent_statuses():
     ('plain', 200, 'text/plain; charset=UTF-8'),
     (('made', 201), 201, 'text/plain; charset=UTF-8'),
     ((b'raw', 418), 418, 'text/plain; charset=UTF-8'),
-    ({'a': 1}, 200, 'application/json'),
+    ({'a': 1}, 200, 'application/json; charset=UTF-8'),
 ])
 def test_plain_byte_responses_have_exactly_type_and_length(returned, status, ctype):
     app = Microdot()

@@ -182,7 +182,7 @@ def test_no_hop_by_hop_headers_and_real_reasons():
     ('plain', '200 OK', 'text/plain; charset=UTF-8'),
     (('made', 201), '201 Created', 'text/plain; charset=UTF-8'),
     ((b'odd', 299), '299 Unknown', 'text/plain; charset=UTF-8'),
-    ({'a': 1}, '200 OK', 'application/json'),
+    ({'a': 1}, '200 OK', 'application/json; charset=UTF-8'),
 ])
 def test_plain_byte_responses_have_exactly_type_and_length(returned, status, ctype):
     app = Microdot()
