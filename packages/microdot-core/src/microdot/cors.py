@@ -141,39 +141,40 @@ class CORS:
         return headers
 
     def get_cors_headers(self, request: Any) -> Dict[str, str]:
-        """The CORS headers for ``request`` (empty when its origin is not allowed)."""
+        """The CORS headers for ``request``, as Microdot computes them.
+
+        ``Access-Control-Allow-Origin`` (and ``-Credentials``) only for an allowed
+        origin; ``Access-Control-Expose-Headers`` and, for OPTIONS, the preflight
+        headers whatever the origin (a browser ignores them without the first).
+        """
         headers: Dict[str, str] = {}
         origin = request.headers.get('Origin')
-        if self._allowed_origins is None:
-            return headers
         if origin is None:
-            if self._allowed_origins != '*':
-                return headers
-            headers['Access-Control-Allow-Origin'] = '*'
+            if self._allowed_origins == '*':
+                headers['Access-Control-Allow-Origin'] = '*'
         elif self.origin_allowed(origin):
             headers['Access-Control-Allow-Origin'] = origin
             self._vary_origin(request)
             if self.allow_credentials and self._allowed_origins != '*':
                 headers['Access-Control-Allow-Credentials'] = 'true'
-        else:
-            return headers
         if self.expose_headers:
             headers['Access-Control-Expose-Headers'] = ', '.join(self.expose_headers)
         if request.method.upper() == 'OPTIONS':
+            if self.max_age:
+                headers['Access-Control-Max-Age'] = str(self.max_age)
             method = request.headers.get('Access-Control-Request-Method')
             if method:
-                if self.max_age:
-                    headers['Access-Control-Max-Age'] = str(self.max_age)
                 method = method.strip().upper()
                 if self.allowed_methods is None or method in self.allowed_methods:
                     headers['Access-Control-Allow-Methods'] = method
-                requested = request.headers.get('Access-Control-Request-Headers')
-                if requested:
-                    names = [h.strip() for h in requested.split(',') if h.strip()]
-                    if self.allowed_headers is not None:
-                        names = [h for h in names if h.lower() in self.allowed_headers]
-                    if names:
-                        headers['Access-Control-Allow-Headers'] = ', '.join(names)
+            requested = request.headers.get('Access-Control-Request-Headers')
+            if requested:
+                if self.allowed_headers is None:
+                    headers['Access-Control-Allow-Headers'] = requested
+                else:
+                    headers['Access-Control-Allow-Headers'] = ', '.join(
+                        h for h in (n.strip() for n in requested.split(','))
+                        if h and h.lower() in self.allowed_headers)
         return headers
 
     @staticmethod
