@@ -95,22 +95,23 @@ def test_while_and_set(tdir):
 
 
 def test_nested_blocks(tdir):
+    # statement tags at the start of their lines: those lines vanish entirely
     text = '''{% args rows %}
 <table>
 {% for row in rows %}
-  {% if row %}
+{% if row %}
   <tr>
-    {% for cell in row %}
-    {% if cell % 2 %}
+{% for cell in row %}
+{% if cell % 2 %}
     <td class="odd">{{ cell }}</td>
-    {% else %}
+{% else %}
     <td>{{ cell }}</td>
-    {% endif %}
-    {% endfor %}
+{% endif %}
+{% endfor %}
   </tr>
-  {% else %}
+{% else %}
   <tr><td>empty</td></tr>
-  {% endif %}
+{% endif %}
 {% endfor %}
 </table>
 '''
@@ -136,7 +137,9 @@ def test_template_without_output_is_still_a_generator(tdir):
     assert render(tdir, '') == ''
 
 
-def test_statement_only_lines_emit_nothing(tdir):
+def test_newline_directly_after_a_statement_tag_is_dropped(tdir):
+    # uTemplate 1.4.1's rule: the text before a statement tag is output as
+    # written (indentation included); the newline right after '%}' is dropped
     text = '''{% args items %}
 <ul>
   {% for item in items %}
@@ -148,25 +151,52 @@ def test_statement_only_lines_emit_nothing(tdir):
    {% set done = True %}   \t
 {{ done }}
 '''
-    assert render(tdir, text, ['a', '', 'b']) == \
-        '<ul>\n  <li>a</li>\n  <li>b</li>\n</ul>\nTrue\n'
+    assert render(tdir, text, ['a', '', 'b']) == (
+        '<ul>\n'
+        '  '                          # before 'for', once
+        '    ' '  <li>a</li>\n' '    '  # item 'a': before 'if', body, before 'endif'
+        '  '                          # before 'endfor'
+        '    '                        # item '': before 'if' only
+        '  '
+        '    ' '  <li>b</li>\n' '    '
+        '  '
+        '</ul>\n'
+        '      \t\n'                  # text around 'set', its newline kept
+        'True\n')
+
+
+def test_issue_examples_of_the_whitespace_rule(tdir):
+    # text before a tag on the same line does not stop the newline being dropped
+    text = '{% set i = 0 %}\n{% for x in range(3) %}\n{{ i }},{% set i += 1 %}\n' \
+        '{% endfor %}\n'
+    assert render(tdir, text) == '0,1,2,'
+    assert render(tdir, '{% args x %}\n    {% if x %}\nyes\n{% endif %}\n', 1) \
+        == '    yes\n'
 
 
 def test_lines_with_text_or_expressions_keep_newlines(tdir):
     assert render(tdir, '{% args x %}\n{{ x }}\n\nend {% if x %}y{% endif %}\n',
-                  1) == '1\n\nend y\n'
-    # several statements alone on a line: still a statement-only line
+                  1) == '1\n\nend y'
+    # only a newline directly after '%}' is dropped: spaces before it keep it
     assert render(tdir, 'a\n {% if 1 %} {% set x = 2 %} \n{{ x }}\n{% endif %}\n'
-                  ) == 'a\n2\n'
+                  ) == 'a\n   \n2\n'
+    # an expression, or literal text, at the end of a line keeps its newline
+    assert render(tdir, '{{ 1 }}\n{ \n{% if 1 %}{{ 2 }}\n{% endif %}') == \
+        '1\n{ \n2\n'
+    # a tag at the end of the file, without newline
+    assert render(tdir, 'a\n{% if 1 %}b{% endif %}') == 'a\nb'
+    # blank lines after a statement line: only the tag's own newline goes
+    assert render(tdir, '{% if 1 %}\n\n\nx\n{% endif %}\n\n') == '\n\nx\n\n'
 
 
 def test_windows_line_endings(tdir):
     # files are read with universal newlines ...
     assert render(tdir, '{% if 1 %}\r\nyes\r\n{% endif %}\r\n') == 'yes\n'
-    # ... and the compiler itself copes with CRLF text
+    # ... and so does the compiler given text directly (same result as a file)
     namespace = {'_ut_str': str}
     exec(compile_template('{% if 1 %}\r\nyes\r\n{% endif %}\r\n'), namespace)
-    assert ''.join(namespace['_ut_render']()) == 'yes\r\n'
+    assert ''.join(namespace['_ut_render']()) == 'yes\n'
+    assert render(tdir, 'a\rb {% if 1 %}\r{{ 1 }}\r\n{% endif %}\r') == 'a\nb 1\n'
 
 
 def test_utf8_and_bom(tdir):
@@ -180,7 +210,7 @@ def test_utf8_and_bom(tdir):
 def test_multiline_tags(tdir):
     text = ('{% args a,\n    b=2 %}\n{{ a +\n   b }}\n'
             '{% if (a ==\n 1) %}one{% endif %}\n')
-    assert render(tdir, text, 1) == '3\none\n'
+    assert render(tdir, text, 1) == '3\none'
 
 
 def test_literal_braces(tdir):
@@ -517,11 +547,11 @@ def test_full_page_from_fixtures():
 </head>
 <body>
   {# this is not a comment in uTemplate #}
-  <ul>
-    <li class="hl">apple</li>
-    <li>pear</li>
-  </ul>
-  <footer>Shop footer</footer>
+    <ul>
+            <li class="hl">apple</li>
+            <li>pear</li>
+      </ul>
+      <footer>Shop footer</footer>
   <script>
     function greet(name) { return {hello: name}; }
   </script>

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 #: Bumped whenever the generated code changes shape, so that disk caches written
 #: by another version of this module are not reused.
-CODE_FORMAT = 1
+CODE_FORMAT = 2
 
 _FUNC_NAME = '_ut_render'
 _STR_NAME = '_ut_str'
@@ -115,12 +115,36 @@ def _find_closer(src: str, pos: int, closer: str) -> int:
     return src.find(closer, pos)
 
 
+def _normalize_newlines(text: str) -> str:
+    """Turn ``\\r\\n`` and lone ``\\r`` into ``\\n``, as universal newlines do.
+
+    Template files are read that way (as uTemplate reads them), so text given to
+    the compiler directly behaves the same as the same bytes in a file.
+    """
+    if '\r' in text:
+        text = text.replace('\r\n', '\n').replace('\r', '\n')
+    return text
+
+
 def _tokenize(text: str, filename: str) -> list[tuple[str, str, int]]:
-    """Split template text into ('text'|'expr'|'stmt', content, lineno) tokens."""
+    """Split template text into ('text'|'expr'|'stmt', content, lineno) tokens.
+
+    Whitespace follows uTemplate 1.4.1: text is kept exactly as written
+    (including the indentation before a statement tag), except that a newline
+    directly after a statement tag's ``%}`` is dropped, i.e. when the rest of
+    the line after the tag is just its newline.
+    """
     tokens: list[tuple[str, str, int]] = []
     pos = 0
     lineno = 1
     n = len(text)
+
+    def add_text(chunk: str, line: int) -> None:
+        if tokens and tokens[-1][0] == 'text':
+            tokens[-1] = ('text', tokens[-1][1] + chunk, tokens[-1][2])
+        else:
+            tokens.append(('text', chunk, line))
+
     while pos < n:
         start = pos
         while True:
@@ -129,10 +153,10 @@ def _tokenize(text: str, filename: str) -> list[tuple[str, str, int]]:
                 break
             start += 1
         if start == -1 or start + 1 >= n:
-            tokens.append(('text', text[pos:], lineno))
+            add_text(text[pos:], lineno)
             break
         if start > pos:
-            tokens.append(('text', text[pos:start], lineno))
+            add_text(text[pos:start], lineno)
             lineno += text.count('\n', pos, start)
         kind = 'expr' if text[start + 1] == '{' else 'stmt'
         closer = '}}' if kind == 'expr' else '%}'
@@ -144,43 +168,10 @@ def _tokenize(text: str, filename: str) -> list[tuple[str, str, int]]:
         tokens.append((kind, text[start + 2:end], lineno))
         lineno += text.count('\n', start, end + 2)
         pos = end + 2
-    return _strip_statement_lines(tokens)
-
-
-def _strip_statement_lines(
-        tokens: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
-    """Drop the whitespace (and newline) of lines that hold only statement tags."""
-    # split text tokens at newlines so that each physical line is a group
-    pieces: list[tuple[str, str, int]] = []
-    for kind, content, lineno in tokens:
-        if kind != 'text':
-            pieces.append((kind, content, lineno))
-            continue
-        for part in re.findall(r'[^\n]*\n|[^\n]+', content):
-            pieces.append(('text', part, lineno))
-            lineno += part.count('\n')
-    result: list[tuple[str, str, int]] = []
-    line: list[tuple[str, str, int]] = []
-
-    def flush() -> None:
-        kinds = {kind for kind, _, _ in line}
-        if 'stmt' in kinds and 'expr' not in kinds and all(
-                not content.strip() for kind, content, _ in line
-                if kind == 'text'):
-            line[:] = [tok for tok in line if tok[0] != 'text']
-        for tok in line:
-            if result and tok[0] == 'text' and result[-1][0] == 'text':
-                result[-1] = ('text', result[-1][1] + tok[1], result[-1][2])
-            else:
-                result.append(tok)
-        line.clear()
-
-    for piece in pieces:
-        line.append(piece)
-        if piece[0] == 'text' and piece[1].endswith('\n'):
-            flush()
-    flush()
-    return result
+        if kind == 'stmt' and text.startswith('\n', pos):
+            pos += 1  # the statement's line ends here: its newline is dropped
+            lineno += 1
+    return tokens
 
 
 class _Block:
@@ -199,7 +190,7 @@ class _Compiler:
     """Translates a template's tokens into the source of a generator function."""
 
     def __init__(self, text: str, filename: str) -> None:
-        self.text = text
+        self.text = _normalize_newlines(text)
         self.filename = filename
         self.lines: list[str] = []
         self.linemap: list[int] = []
