@@ -4,60 +4,29 @@ Checks that one import package spread over four distributions behaves: installin
 plugin pulls in the core and nothing else, the plugin registers its entry points,
 and uninstalling it leaves the rest working.
 """
-import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ['microdot-core', 'microdot-asgi', 'microdot-wsgi', 'microdot-templates']
-TIMEOUT = 180
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def run(cmd, **kwargs):
-    """Run a command, failing the test with its output if it fails."""
-    kwargs.setdefault('timeout', TIMEOUT)
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
-    if proc.returncode != 0:
-        raise AssertionError('%s failed (%d):\n%s\n%s' % (
-            ' '.join(map(str, cmd)), proc.returncode, proc.stdout, proc.stderr))
-    return proc
+from _wheels import (PACKAGES, TIMEOUT, build_wheel, installed, make_venv,  # noqa: E402
+                     pip, py, run)
 
 
 @pytest.fixture(scope='module')
 def wheelhouse(tmp_path_factory):
-    out = tmp_path_factory.mktemp('wheels')
     for name in PACKAGES:
-        run([sys.executable, '-m', 'build', '--wheel', '--no-isolation',
-             '--outdir', str(out), str(ROOT / 'packages' / name)])
-    return out
+        folder = build_wheel(name, tmp_path_factory).parent
+    return folder
 
 
 @pytest.fixture()
 def clean_venv(tmp_path):
-    env_dir = tmp_path / 'venv'
-    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    bindir = env_dir / ('Scripts' if os.name == 'nt' else 'bin')
-    return bindir
-
-
-def pip(bindir, *args):
-    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK='1')
-    for var in ('PIP_CONSTRAINT', 'PIP_FIND_LINKS', 'PIP_EXTRA_INDEX_URL', 'PIP_INDEX_URL'):
-        env.pop(var, None)
-    return run([str(bindir / 'python'), '-m', 'pip', '--isolated', *args], env=env)
-
-
-def installed(bindir):
-    out = pip(bindir, 'list', '--format=freeze').stdout
-    return {line.split('==')[0].lower() for line in out.splitlines() if '==' in line}
-
-
-def py(bindir, code):
-    return run([str(bindir / 'python'), '-c', code], cwd=str(bindir.parent))
+    return make_venv(tmp_path / 'venv')
 
 
 def test_each_package_builds_its_own_wheel(wheelhouse):

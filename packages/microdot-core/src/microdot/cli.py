@@ -44,11 +44,43 @@ def load_app(target: str) -> Any:
 
 
 def _version_line() -> str:
-    from . import __version__
-    return 'microdot-core %s (Python %s)' % (__version__, sys.version.split()[0])
+    # From the metadata, not microdot.__version__: when upstream Microdot's
+    # __init__.py replaced ours, that attribute is upstream's version.
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        core = version('microdot-core')
+    except PackageNotFoundError:  # a source tree that is not installed
+        core = '0+unknown'
+    return 'microdot-core %s (Python %s)' % (core, sys.version.split()[0])
+
+
+def _core_replaced() -> Optional[plugins.Clash]:
+    """The clash report if the imported ``microdot`` package is not microdot-core's.
+
+    That happens when upstream Microdot was installed after microdot-core (its
+    ``__init__.py`` replaced ours, so ``import microdot`` could not warn) or when
+    uninstalling it deleted the files both own. The check is one attribute lookup;
+    the report (metadata and file hashes) is only computed in that case. The other
+    case, upstream's metadata left next to our intact files, is warned about by
+    ``import microdot`` itself and does not stop the CLI.
+    """
+    module = sys.modules.get('microdot')
+    if getattr(module, '_DISTRIBUTION', None) == 'microdot-core':
+        return None
+    return plugins.find_clash()
+
+
+def _report(clash: plugins.Clash, first: str) -> List[str]:
+    lines = clash.describe()
+    return [first + lines[0]] + ['  ' + line for line in lines[1:]]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    clash = _core_replaced()
+    if clash is not None:
+        # The app and the server would mix upstream's modules with ours.
+        raise CLIError('microdot-core cannot run in this environment:\n'
+                       + '\n'.join(_report(clash, '  ')))
     server = plugins.get_server(args.server)
     supported = set(getattr(server, 'options', ()))
     options = {}
@@ -99,13 +131,19 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for info in orphans:
         print('%s (%s): %s = %s' % (info.distribution or '?', info.version or '?',
                                      info.kind, info.name))
-    return 0
+    clash = plugins.find_clash()
+    if clash is None:
+        return 0
+    # A health check that scripts and CI can act on: the environment needs repair.
+    print('\n'.join(_report(clash, 'problem: ')))
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='microdot', description='Microdot web framework command-line interface.')
-    parser.add_argument('--version', action='version', version=_version_line())
+    parser.add_argument('--version', action='store_true',
+                        help="show microdot-core's version and exit")
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     run = sub.add_parser('run', help='serve an application',
                          description='Serve MODULE:APP with the built-in server or a '
@@ -131,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.version:
+        print(_version_line())
+        clash = _core_replaced()
+        if clash is not None:
+            print('\n'.join(_report(clash, 'microdot: warning: ')), file=sys.stderr)
+        return 0
     if not getattr(args, 'func', None):
         parser.print_help()
         return 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 #: Version of the contract between the core and its plugins. A plugin module declares
 #: the version it was written for as ``MICRODOT_PLUGIN_API``; the major number must
@@ -172,3 +172,191 @@ def get_adapter(name: str) -> Any:
 def get_template_engine(name: str) -> Any:
     """The template class registered under ``microdot.templates`` as ``name``."""
     return registry.load('templates', name)
+
+
+# -- the upstream ``microdot`` distribution ---------------------------------------------
+
+#: The distributions of this family, in the order a fix command names them.
+FAMILY = ('microdot-core', 'microdot-asgi', 'microdot-wsgi', 'microdot-templates')
+
+#: Upstream Microdot's distribution name. It owns the same ``microdot/__init__.py``
+#: (and ``microdot.py``, ``asgi.py``, ``wsgi.py`` ...), so pip lets each of the two
+#: overwrite the other's files, and uninstalling one deletes files the other needs.
+UPSTREAM = 'microdot'
+
+
+class MicrodotClashWarning(UserWarning):
+    """The upstream ``microdot`` distribution is installed next to microdot-core.
+
+    Emitted once by ``import microdot`` when the upstream distribution's metadata sits
+    next to the package (microdot-core was installed after it, so microdot-core's files
+    are in place for now) or an upstream copy of the package is on ``sys.path``. The
+    message names the command that repairs the environment (:func:`fix_command`).
+    """
+
+
+def fix_command(installed: Iterable[str] = (), upstream: bool = True) -> str:
+    """The shell command that removes upstream Microdot and restores this family's files.
+
+    ``installed`` names the family distributions present (others are ignored); they are
+    all reinstalled, since upstream's ``asgi.py``, ``wsgi.py``, ``jinja.py`` and
+    ``utemplate.py`` replace (and its uninstall deletes) the plugins' modules too.
+    microdot-core is always named. ``upstream`` is false when upstream is already gone
+    and only the reinstall is needed.
+    """
+    present = {canonical_name(name) for name in installed}
+    names = [name for name in FAMILY if name == 'microdot-core' or name in present]
+    reinstall = 'pip install --force-reinstall ' + ' '.join(names)
+    return ('pip uninstall %s && %s' % (UPSTREAM, reinstall)) if upstream else reinstall
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name normalised the PEP 503 way (``Microdot_Core`` -> ``microdot-core``)."""
+    out = name.strip().lower().replace('_', '-').replace('.', '-')
+    while '--' in out:
+        out = out.replace('--', '-')
+    return out
+
+
+def clash_warning_text(upstream_version: Optional[str], installed: Iterable[str]) -> str:
+    """The one-paragraph text of :class:`MicrodotClashWarning`."""
+    return (
+        "the upstream 'microdot' distribution%s is installed in the same environment as "
+        "microdot-core; both own the 'microdot' package (microdot/__init__.py ...), so "
+        "installing or uninstalling either one silently overwrites or deletes the other's "
+        "files. Replace 'microdot' with 'microdot-core' in your requirements and run: %s"
+        % (' (%s)' % upstream_version if upstream_version else '',
+           fix_command(installed)))
+
+
+@dataclass
+class Clash:
+    """What ``microdot plugins`` found wrong with the ``microdot`` package's files.
+
+    Either the upstream ``microdot`` distribution is installed (``upstream_version`` is
+    set), or it is not but files of this family are missing or changed (typically after
+    uninstalling upstream, whose RECORD lists the files both distributions own).
+    """
+    #: Version of the upstream ``microdot`` distribution, None if it is not installed.
+    upstream_version: Optional[str]
+    #: Where its metadata is (a ``site-packages`` directory), if installed.
+    upstream_location: Optional[str]
+    #: Family distributions installed, canonical names.
+    installed: List[str]
+    #: Whether the imported ``microdot/__init__.py`` is microdot-core's.
+    core_active: bool
+    #: The ``microdot`` package directory in use (``microdot.__file__``'s directory).
+    package_dir: Optional[str]
+    #: Files (paths relative to site-packages) that upstream and this family both own.
+    shared: List[str] = field(default_factory=list)
+    #: Files of this family that are missing or whose content is not what was installed.
+    damaged: List[str] = field(default_factory=list)
+
+    @property
+    def fix(self) -> str:
+        """The command that repairs the environment."""
+        return fix_command(self.installed, upstream=self.upstream_version is not None)
+
+    def describe(self) -> List[str]:
+        """The report, one line per fact, the fix last."""
+        lines = []
+        if self.upstream_version is not None:
+            lines.append("the upstream 'microdot' distribution %s is installed%s, next to %s; "
+                         "both own the 'microdot' package"
+                         % (self.upstream_version,
+                            ' (in %s)' % self.upstream_location if self.upstream_location
+                            else '', ', '.join(self.installed) or 'microdot-core'))
+        if not self.core_active:
+            lines.append("the 'microdot' package in use%s is not microdot-core's: its "
+                         "__init__.py was replaced%s"
+                         % (' (%s)' % self.package_dir if self.package_dir else '',
+                            ' by upstream Microdot' if self.upstream_version is not None
+                            else ' or deleted'))
+        if self.damaged:
+            lines.append('%d file%s of %s %s missing or changed: %s'
+                         % (len(self.damaged), '' if len(self.damaged) == 1 else 's',
+                            ', '.join(self.installed) or 'microdot-core',
+                            'is' if len(self.damaged) == 1 else 'are',
+                            _some(self.damaged)))
+        if self.shared:
+            lines.append("uninstalling either distribution deletes these files the other "
+                         "needs: %s" % _some(self.shared))
+        if self.upstream_version is not None:
+            lines.append("replace 'microdot' with 'microdot-core' in your requirements")
+        lines.append('fix: %s' % self.fix)
+        return lines
+
+
+def _some(paths: List[str], limit: int = 4) -> str:
+    shown = ', '.join(paths[:limit])
+    return shown + (' and %d more' % (len(paths) - limit) if len(paths) > limit else '')
+
+
+def _file_ok(dist: Any, path: Any) -> bool:
+    """Whether an installed file still has the content its RECORD line records."""
+    import base64
+    import hashlib
+    located = dist.locate_file(path)
+    try:
+        data = located.read_bytes()
+    except OSError:
+        return False
+    if path.hash is None or path.hash.mode != 'sha256':
+        return True
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=')
+    return digest.decode('ascii') == path.hash.value
+
+
+def _package_files(dist: Any) -> Dict[str, Any]:
+    """``{resolved path: PackagePath}`` of the distribution's files in the package."""
+    import os
+    out = {}
+    for path in dist.files or ():
+        parts = path.parts
+        if parts and parts[0] == 'microdot' and '__pycache__' not in parts:
+            out[os.path.normcase(os.path.realpath(str(dist.locate_file(path))))] = path
+    return out
+
+
+def find_clash() -> Optional[Clash]:
+    """Check the ``microdot`` package's files against the installed distributions.
+
+    Thorough (reads metadata and hashes the family's installed files), so it is meant
+    for the CLI, not for ``import microdot``. Returns None when everything is in order.
+    """
+    import os
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    module = sys.modules.get('microdot')
+    core_active = getattr(module, '_DISTRIBUTION', None) == 'microdot-core'
+    init = getattr(module, '__file__', None)
+    package_dir = os.path.dirname(init) if init else None
+
+    family = {}
+    for name in FAMILY:
+        try:
+            family[name] = distribution(name)
+        except PackageNotFoundError:
+            pass
+    try:
+        upstream: Any = distribution(UPSTREAM)
+    except PackageNotFoundError:
+        upstream = None
+
+    damaged: List[str] = []
+    shared: List[str] = []
+    theirs = _package_files(upstream) if upstream is not None else {}
+    for dist in family.values():
+        for resolved, path in _package_files(dist).items():
+            if not _file_ok(dist, path):
+                damaged.append(str(path.as_posix()))
+            if resolved in theirs:
+                shared.append(str(path.as_posix()))
+    if upstream is None and core_active and not damaged:
+        return None
+    location = None
+    if upstream is not None:
+        located = upstream.locate_file('')
+        location = str(located) if located else None
+    return Clash(upstream.version if upstream is not None else None, location,
+                 list(family), core_active, package_dir, sorted(set(shared)), sorted(damaged))
