@@ -391,3 +391,61 @@ def test_test_client_forgets_a_cookie_with_negative_max_age():
     assert run(client.get('/c')).json == {'a': '1'}
     run(client.get('/drop'))
     assert run(client.get('/c')).json == {}
+
+
+# -- multipart: request.form and request.files as Microdot's dicts ---------------------
+
+def multipart_body(parts, boundary='BNDRY'):
+    out = []
+    for name, value in parts:
+        if isinstance(value, tuple):
+            filename, data = value
+            out.append(('--%s\r\nContent-Disposition: form-data; name="%s"; '
+                        'filename="%s"\r\nContent-Type: text/plain\r\n\r\n'
+                        % (boundary, name, filename)).encode() + data + b'\r\n')
+        else:
+            out.append(('--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+                        % (boundary, name, value)).encode())
+    return b''.join(out) + ('--%s--\r\n' % boundary).encode()
+
+
+def upload_app():
+    from microdot.multipart import with_form_data
+    app = Microdot()
+
+    @app.post('/up')
+    @with_form_data
+    async def up(req):
+        if req.files is None:
+            return {'form': req.form, 'files': None}
+        files = {}
+        for name, upload in req.files.items():  # one upload per name, as in Microdot
+            files[name] = [upload.filename, (await upload.read()).decode()]
+        return {'form': dict(req.form.items()), 'dict_form': dict(req.form),
+                'values': list(req.form.values()), 'files': files,
+                'all_tags': req.form.getlist('tag'), 'tag': req.form.get('tag')}
+
+    return app
+
+
+def test_multipart_form_and_files_iterate_like_dicts():
+    body = multipart_body([('tag', 'a'), ('tag', 'b'), ('title', 't'),
+                           ('doc', ('d.txt', b'hello'))])
+    res = run(client_for(upload_app()).post(
+        '/up', body=body, headers={'Content-Type': 'multipart/form-data; boundary=BNDRY'}))
+    assert res.status_code == 200
+    # a repeated name gives its last value, as Microdot's dict; getlist() has them all
+    assert res.json == {'form': {'tag': 'b', 'title': 't'},
+                        'dict_form': {'tag': 'b', 'title': 't'},
+                        'values': ['b', 't'], 'files': {'doc': ['d.txt', 'hello']},
+                        'all_tags': ['a', 'b'], 'tag': 'b'}
+
+
+def test_with_form_data_leaves_files_none_without_a_multipart_body():
+    res = run(client_for(upload_app()).post(
+        '/up', body='a=1', headers={'Content-Type': 'application/x-www-form-urlencoded'}))
+    assert res.json == {'form': {'a': ['1']}, 'files': None}
+    res = run(client_for(upload_app()).post(
+        '/up', body=b'--BNDRY--\r\n',
+        headers={'Content-Type': 'multipart/form-data; boundary=BNDRY'}))
+    assert res.json == {'form': None, 'files': None}

@@ -8,7 +8,7 @@ import tempfile
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from microdot import Microdot
+from microdot import Microdot, MultiDict
 from microdot.multipart import FileUpload, FormDataIter, with_form_data
 from microdot.multipart_parser import FINISHED, NEED_DATA, PART_END, MultipartError, \
     MultipartParser, PartData, PartHeaders, parse_options_header
@@ -57,8 +57,8 @@ def form_app(max_content_length=None):
     @app.post('/')
     @with_form_data
     async def upload(request):
-        files = {}
-        for name, uploads in request.files.lists():
+        files = {} if request.files is not None else None
+        for name, uploads in (request.files or MultiDict()).lists():
             files[name] = []
             for f in uploads:
                 data = await f.read()
@@ -103,9 +103,10 @@ def test_repeated_fields_and_files_are_kept():
     body = encode([('tag', 'a'), ('tag', 'b'), ('file', ('one.txt', b'1')),
                    ('tag', 'c'), ('file', ('two.txt', b'2'))])
     res = post(app, body)
-    assert res.json == {'tags': ['a', 'b', 'c'], 'first': 'a',
+    # every value is kept; single access gives the last one, as Microdot's dict does
+    assert res.json == {'tags': ['a', 'b', 'c'], 'first': 'c',
                         'files': [['one.txt', '1'], ['two.txt', '2']],
-                        'first_file': 'one.txt'}
+                        'first_file': 'two.txt'}
 
 
 @pytest.mark.parametrize('boundary,header', [
@@ -187,9 +188,10 @@ def test_not_multipart_still_calls_handler():
     app = form_app()
     res = run(TestClient(app).post('/', headers={
         'Content-Type': 'application/x-www-form-urlencoded'}, body='a=1&a=2'))
-    assert res.json == {'form': [['a', ['1', '2']]], 'files': {}}
+    # as in Microdot, request.files stays None when the body is not multipart
+    assert res.json == {'form': [['a', ['1', '2']]], 'files': None}
     res = run(TestClient(app).post('/', body={'a': 1}))
-    assert res.json == {'form': None, 'files': {}}
+    assert res.json == {'form': None, 'files': None}
 
 
 def test_sync_handler():
@@ -208,7 +210,7 @@ def test_empty_multipart_body_with_no_parts():
     app = form_app()
     res = post(app, b'--' + BOUNDARY.encode() + b'--\r\n')
     assert res.status_code == 200
-    assert res.json == {'form': [], 'files': {}}
+    assert res.json == {'form': None, 'files': None}  # as in Microdot: nothing parsed
 
 
 # -- malformed bodies and limits -------------------------------------------------------

@@ -20,7 +20,8 @@ import logging
 import os
 import tempfile
 import weakref
-from typing import Any, Awaitable, BinaryIO, Callable, List, Optional, Tuple, Union
+from typing import Any, Awaitable, BinaryIO, Callable, Dict, Iterator, List, Optional, \
+    Tuple, Union
 
 from .app import invoke_handler
 from .exceptions import HTTPException
@@ -328,21 +329,55 @@ async def _skipped(n: int = -1) -> bytes:
                        'read or copy() it before the next iteration')
 
 
+class FormData(MultiDict):
+    """The fields or files of a multipart body (``request.form``/``request.files``
+    after :func:`with_form_data`).
+
+    Microdot gives plain dicts here, in which a repeated name keeps its last value;
+    so do item access, ``get()``, ``items()``, ``values()``, iteration, ``dict()`` and
+    JSON output (``for name, upload in request.files.items()`` works unchanged).
+    Unlike Microdot, the earlier values are not lost: :meth:`getlist` has them all.
+    """
+
+    def __getitem__(self, key: str) -> Any:
+        return dict.__getitem__(self, key)[-1]
+
+    def __iter__(self) -> Iterator[str]:
+        # (overridden so that dict(form) goes through keys() and __getitem__)
+        return dict.__iter__(self)
+
+    def items(self) -> List[Tuple[str, Any]]:  # type: ignore[override]
+        return [(key, values[-1]) for key, values in dict.items(self)]
+
+    def values(self) -> List[Any]:  # type: ignore[override]
+        return [values[-1] for values in dict.values(self)]
+
+    def to_dict(self, flat: bool = True) -> Dict[str, Any]:
+        """A plain dict: the value per name as above, or every value (``flat=False``)."""
+        return dict(self.items()) if flat else dict(self.lists())
+
+    def copy(self) -> 'FormData':
+        new = FormData()
+        for key, values in self.lists():
+            dict.__setitem__(new, key, values)
+        return new
+
+
 def with_form_data(f: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator: parse a ``multipart/form-data`` body into ``request.form`` and
-    ``request.files`` (``MultiDict``s) before calling ``f``.
+    ``request.files`` (:class:`FormData` dicts) before calling ``f``.
 
-    Files are copied (:meth:`FileUpload.copy`) and closed, temporary files removed,
-    when ``f`` returns or fails.
+    As in Microdot, a request that is not multipart, or has no parts, is left as it
+    is: ``request.files`` stays ``None`` (and ``request.form`` is the urlencoded
+    form, or ``None``). Files are copied (:meth:`FileUpload.copy`) and closed,
+    temporary files removed, when ``f`` returns or fails.
     """
     @wraps(f)
     async def wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
         if _boundary_of(request.content_type) is None:
-            if request.files is None:
-                request.files = MultiDict()
             return await invoke_handler(f, request, *args, **kwargs)
-        form = MultiDict()
-        files = MultiDict()
+        form = FormData()
+        files = FormData()
         uploads: List[FileUpload] = []
         try:
             async for name, value in FormDataIter(request):
@@ -351,8 +386,9 @@ def with_form_data(f: Callable[..., Any]) -> Callable[..., Any]:
                     files[name] = await value.copy()
                 else:
                     form[name] = value
-            request.form = form
-            request.files = files
+            if form or files:
+                request.form = form
+                request.files = files
             return await invoke_handler(f, request, *args, **kwargs)
         finally:
             for upload in uploads:
