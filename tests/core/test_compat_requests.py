@@ -449,3 +449,36 @@ def test_with_form_data_leaves_files_none_without_a_multipart_body():
         '/up', body=b'--BNDRY--\r\n',
         headers={'Content-Type': 'multipart/form-data; boundary=BNDRY'}))
     assert res.json == {'form': None, 'files': None}
+
+
+def test_test_client_cookie_jar_has_microdot_shape():
+    app = Microdot()
+
+    @app.get('/set')
+    async def set_(req):
+        res = Response('x')
+        res.set_cookie('root', 'r')
+        res.set_cookie('scoped', 's', path='/p')
+        return res
+
+    @app.get('/drop')
+    async def drop(req):
+        res = Response('x')
+        res.delete_cookie('scoped', path='/p')
+        return res
+
+    @app.get('/<path:path>')
+    async def show(req, path):
+        return req.cookies
+
+    jar = {'given': 'g'}
+    client = TestClient(app, cookies=jar)
+    run(client.get('/set'))
+    assert jar == {'given': 'g', 'root': 'r', 'scoped': ('s', '/p')}  # the same dict
+    assert run(client.get('/p/x')).json == {'given': 'g', 'root': 'r', 'scoped': 's'}
+    assert run(client.get('/q')).json == {'given': 'g', 'root': 'r'}
+    run(client.get('/drop'))
+    assert jar == {'given': 'g', 'root': 'r'}
+    client = TestClient(app, cookies={'t': ('v', '/p')})
+    assert run(client.get('/p')).json == {'t': 'v'}
+    assert run(client.get('/q')).json == {}

@@ -3,7 +3,7 @@ the application's dispatch, without a socket."""
 from __future__ import annotations
 
 import json as _json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import ws_protocol as _wsp
 from .requests import Request, parse_cookies
@@ -241,8 +241,10 @@ class TestClient:
     def __init__(self, app: Any, cookies: Optional[Dict[str, str]] = None,
                  scheme: Optional[str] = None, host: Optional[str] = None) -> None:
         self.app = app
-        self.cookies: Dict[str, str] = dict(cookies or {})
-        self._cookie_paths: Dict[str, str] = {}
+        #: The cookie jar, as Microdot keeps it: ``name -> value``, or ``name ->
+        #: (value, path)`` for a cookie whose path is not ``/``. The dict given is used
+        #: (and updated) as it is.
+        self.cookies: Dict[str, Union[str, Tuple[str, str]]] = cookies or {}
         self.scheme = scheme
         self.host = host or 'example.com:1234'
 
@@ -260,8 +262,14 @@ class TestClient:
             headers.setdefault('Content-Length', str(len(body)))
         headers.setdefault('Host', self.host)
         request_path = path.partition('?')[0]
-        jar = '; '.join('%s=%s' % (name, value) for name, value in self.cookies.items()
-                        if _path_matches(request_path, self._cookie_paths.get(name, '/')))
+        pairs = []
+        for name, value in self.cookies.items():
+            cookie_path = '/'
+            if isinstance(value, tuple):
+                value, cookie_path = value
+            if _path_matches(request_path, cookie_path):
+                pairs.append('%s=%s' % (name, value))
+        jar = '; '.join(pairs)
         if jar:
             if 'Cookie' in headers:
                 headers['Cookie'] = headers['Cookie'] + '; ' + jar
@@ -291,12 +299,12 @@ class TestClient:
                 'jan 1970' in lower.get('expires', '').lower()
             path = lower.get('path') or '/'
             if delete:
-                if self._cookie_paths.get(name, '/') == path:
-                    self.cookies.pop(name, None)
-                    self._cookie_paths.pop(name, None)
+                current = self.cookies.get(name)
+                if current is not None and \
+                        (current[1] if isinstance(current, tuple) else '/') == path:
+                    del self.cookies[name]
             else:
-                self.cookies[name] = cookie_value
-                self._cookie_paths[name] = path
+                self.cookies[name] = cookie_value if path == '/' else (cookie_value, path)
 
     async def request(self, method: str, path: str, headers: Optional[Dict[str, str]] = None,
                       body: Any = None, sock: Any = None) -> TestResponse:
