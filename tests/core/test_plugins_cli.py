@@ -153,3 +153,66 @@ def test_cli_run_serves_with_builtin_server_and_stops_on_sigterm():
         assert res.text == 'Hello, World!'
         assert res.http_version == 'HTTP/1.1'
     assert server.proc.returncode == 0, server.output
+
+
+# -- the upstream ``microdot`` distribution (issue #12) ---------------------------------
+
+def make_upstream_site(tmp_path):
+    """A site directory holding a stand-in upstream Microdot 2.7.0 and its metadata."""
+    site = tmp_path / 'site'
+    (site / 'microdot').mkdir(parents=True)
+    (site / 'microdot' / '__init__.py').write_text("__version__ = '2.7.0'\n")
+    info = site / 'microdot-2.7.0.dist-info'
+    info.mkdir()
+    (info / 'METADATA').write_text('Metadata-Version: 2.1\nName: microdot\nVersion: 2.7.0\n')
+    (info / 'RECORD').write_text('microdot/__init__.py,,\nmicrodot-2.7.0.dist-info/RECORD,,\n')
+    return site
+
+
+def test_fix_command_names_the_installed_family():
+    assert plugins.fix_command() == (
+        'pip uninstall microdot && pip install --force-reinstall microdot-core')
+    assert plugins.fix_command(['microdot_templates', 'Microdot-ASGI', 'uvicorn']) == (
+        'pip uninstall microdot && pip install --force-reinstall '
+        'microdot-core microdot-asgi microdot-templates')
+    assert plugins.fix_command(['microdot-core'], upstream=False) == (
+        'pip install --force-reinstall microdot-core')
+    assert issubclass(plugins.MicrodotClashWarning, UserWarning)
+
+
+def test_no_clash_reported_without_upstream():
+    assert plugins.find_clash() is None
+    proc = subprocess.run([sys.executable, '-W', 'error::UserWarning', '-c',
+                           'import microdot'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ''
+
+
+def test_upstream_copy_on_the_path_is_warned_about_and_reported(tmp_path):
+    """Ours first on sys.path, upstream's package and metadata after it."""
+    import os
+    site = make_upstream_site(tmp_path)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT / 'packages' / 'microdot-core' / 'src'), str(site)]))
+    fix = 'pip uninstall microdot && pip install --force-reinstall microdot-core'
+
+    proc = subprocess.run([sys.executable, '-c', 'import microdot, microdot.app\n'
+                                                 'from microdot import Microdot\n'
+                                                 'assert Microdot.__module__ == "microdot.app"'],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count('MicrodotClashWarning') == 1, proc.stderr
+    assert "the upstream 'microdot' distribution (2.7.0) is installed" in proc.stderr
+    assert fix in proc.stderr
+
+    proc = cli('plugins', env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "problem: the upstream 'microdot' distribution 2.7.0 is installed" in proc.stdout
+    assert str(site) in proc.stdout
+    assert 'fix: ' + fix in proc.stdout  # and the installed plugins after it
+    assert 'microdot-asgi' in proc.stdout.split('fix: ')[1]
+
+    proc = cli('--version', env=env)  # our __init__ runs: the import warning says it all
+    assert proc.returncode == 0
+    assert proc.stdout.startswith('microdot-core ')

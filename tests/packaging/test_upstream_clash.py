@@ -105,7 +105,8 @@ def test_upstream_installed_after_core_is_reported_and_fixed(wheels, tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert 'microdot-core 0.1.0' in proc.stdout and 'builtin' in proc.stdout
     assert "problem: the upstream 'microdot' distribution 2.7.0 is installed" in proc.stdout
-    assert 'microdot/__init__.py' in proc.stdout  # among the overwritten files
+    assert 'files of microdot-core, microdot-asgi were overwritten by upstream Microdot: ' \
+        'microdot/__init__.py, microdot/asgi.py' in proc.stdout
     assert 'fix: %s\n' % fix in proc.stdout
 
     proc = microdot_cli(bindir, '--version')
@@ -157,7 +158,7 @@ def test_core_installed_after_upstream_warns_on_import_and_is_fixed(wheels, tmp_
     assert "problem: the upstream 'microdot' distribution 2.7.0 is installed" in proc.stdout
     assert 'uninstalling either distribution deletes' in proc.stdout
     assert 'fix: ' + FIX in proc.stdout
-    assert 'missing or changed' not in proc.stdout  # our files are intact, for now
+    assert 'missing' not in proc.stdout and 'overwritten' not in proc.stdout  # intact
 
     # the trap: uninstalling upstream deletes the files both own
     pip(bindir, 'uninstall', '-y', 'microdot')
@@ -165,7 +166,8 @@ def test_core_installed_after_upstream_warns_on_import_and_is_fixed(wheels, tmp_
     proc = microdot_cli(bindir, 'plugins')
     assert_no_traceback(proc)
     assert proc.returncode == 1
-    assert 'of microdot-core are missing or changed' in proc.stdout
+    assert "microdot-core's microdot/__init__.py is missing" in proc.stdout
+    assert 'files of microdot-core are missing: microdot/__init__.py' in proc.stdout
     assert 'fix: pip install --force-reinstall microdot-core' in proc.stdout
 
     assert_repaired(bindir, wheels)

@@ -245,12 +245,14 @@ class Clash:
     installed: List[str]
     #: Whether the imported ``microdot/__init__.py`` is microdot-core's.
     core_active: bool
-    #: The ``microdot`` package directory in use (``microdot.__file__``'s directory).
-    package_dir: Optional[str]
+    #: The imported ``microdot/__init__.py``; None if it is missing (namespace package).
+    init_file: Optional[str]
     #: Files (paths relative to site-packages) that upstream and this family both own.
     shared: List[str] = field(default_factory=list)
-    #: Files of this family that are missing or whose content is not what was installed.
-    damaged: List[str] = field(default_factory=list)
+    #: Files of this family that are gone.
+    missing: List[str] = field(default_factory=list)
+    #: Files of this family whose content is not what was installed (overwritten).
+    changed: List[str] = field(default_factory=list)
 
     @property
     def fix(self) -> str:
@@ -259,29 +261,36 @@ class Clash:
 
     def describe(self) -> List[str]:
         """The report, one line per fact, the fix last."""
+        ours = ', '.join(self.installed) or 'microdot-core'
+        upstream = self.upstream_version is not None
         lines = []
-        if self.upstream_version is not None:
+        if upstream:
             lines.append("the upstream 'microdot' distribution %s is installed%s, next to %s; "
                          "both own the 'microdot' package"
                          % (self.upstream_version,
                             ' (in %s)' % self.upstream_location if self.upstream_location
-                            else '', ', '.join(self.installed) or 'microdot-core'))
+                            else '', ours))
         if not self.core_active:
-            lines.append("the 'microdot' package in use%s is not microdot-core's: its "
-                         "__init__.py was replaced%s"
-                         % (' (%s)' % self.package_dir if self.package_dir else '',
-                            ' by upstream Microdot' if self.upstream_version is not None
-                            else ' or deleted'))
-        if self.damaged:
-            lines.append('%d file%s of %s %s missing or changed: %s'
-                         % (len(self.damaged), '' if len(self.damaged) == 1 else 's',
-                            ', '.join(self.installed) or 'microdot-core',
-                            'is' if len(self.damaged) == 1 else 'are',
-                            _some(self.damaged)))
+            if self.init_file is None:
+                lines.append("microdot-core's microdot/__init__.py is missing%s"
+                             % ('' if upstream else " (uninstalling the upstream 'microdot' "
+                                                    "distribution deletes it)"))
+            else:
+                lines.append("the 'microdot' package in use (%s) is not microdot-core's: "
+                             "%s replaced its __init__.py"
+                             % (self.init_file, 'upstream Microdot' if upstream
+                                else 'another distribution'))
+        overwritten = 'overwritten' + (' by upstream Microdot' if upstream else '')
+        for paths, one, many in ((self.changed, 'was ' + overwritten, 'were ' + overwritten),
+                                 (self.missing, 'is missing', 'are missing')):
+            if paths:
+                lines.append('%d file%s of %s %s: %s'
+                             % (len(paths), '' if len(paths) == 1 else 's', ours,
+                                one if len(paths) == 1 else many, _some(paths)))
         if self.shared:
             lines.append("uninstalling either distribution deletes these files the other "
                          "needs: %s" % _some(self.shared))
-        if self.upstream_version is not None:
+        if upstream:
             lines.append("replace 'microdot' with 'microdot-core' in your requirements")
         lines.append('fix: %s' % self.fix)
         return lines
@@ -292,30 +301,37 @@ def _some(paths: List[str], limit: int = 4) -> str:
     return shown + (' and %d more' % (len(paths) - limit) if len(paths) > limit else '')
 
 
-def _file_ok(dist: Any, path: Any) -> bool:
-    """Whether an installed file still has the content its RECORD line records."""
+def _package_record(dist: Any) -> Dict[str, Optional[str]]:
+    """``{path: sha256 or None}`` of the distribution's files in the ``microdot`` package.
+
+    Read from RECORD directly: ``Distribution.files`` leaves out missing files on
+    Python 3.12+, and the missing ones are what matters here.
+    """
+    import csv
+    out: Dict[str, Optional[str]] = {}
+    text = dist.read_text('RECORD') or ''
+    for row in csv.reader(text.splitlines()):
+        if not row or not row[0].startswith('microdot/') or '/__pycache__/' in row[0]:
+            continue
+        algorithm, _, digest = (row[1] if len(row) > 1 else '').partition('=')
+        out[row[0]] = digest if algorithm == 'sha256' and digest else None
+    return out
+
+
+def _file_state(path: Any, digest: Optional[str]) -> str:
+    """``'ok'``, ``'missing'`` or ``'changed'`` for one installed file."""
     import base64
     import hashlib
-    located = dist.locate_file(path)
     try:
-        data = located.read_bytes()
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 'missing'
     except OSError:
-        return False
-    if path.hash is None or path.hash.mode != 'sha256':
-        return True
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=')
-    return digest.decode('ascii') == path.hash.value
-
-
-def _package_files(dist: Any) -> Dict[str, Any]:
-    """``{resolved path: PackagePath}`` of the distribution's files in the package."""
-    import os
-    out = {}
-    for path in dist.files or ():
-        parts = path.parts
-        if parts and parts[0] == 'microdot' and '__pycache__' not in parts:
-            out[os.path.normcase(os.path.realpath(str(dist.locate_file(path))))] = path
-    return out
+        return 'changed'
+    if digest is None:
+        return 'ok'
+    actual = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=')
+    return 'ok' if actual.decode('ascii') == digest else 'changed'
 
 
 def find_clash() -> Optional[Clash]:
@@ -329,8 +345,7 @@ def find_clash() -> Optional[Clash]:
 
     module = sys.modules.get('microdot')
     core_active = getattr(module, '_DISTRIBUTION', None) == 'microdot-core'
-    init = getattr(module, '__file__', None)
-    package_dir = os.path.dirname(init) if init else None
+    init_file = getattr(module, '__file__', None)
 
     family = {}
     for name in FAMILY:
@@ -343,20 +358,24 @@ def find_clash() -> Optional[Clash]:
     except PackageNotFoundError:
         upstream = None
 
-    damaged: List[str] = []
-    shared: List[str] = []
-    theirs = _package_files(upstream) if upstream is not None else {}
+    def where(dist: Any, path: str) -> str:
+        return os.path.normcase(os.path.realpath(str(dist.locate_file(path))))
+
+    theirs = ({where(upstream, path) for path in _package_record(upstream)}
+              if upstream is not None else set())
+    shared, missing, changed = set(), set(), set()
     for dist in family.values():
-        for resolved, path in _package_files(dist).items():
-            if not _file_ok(dist, path):
-                damaged.append(str(path.as_posix()))
-            if resolved in theirs:
-                shared.append(str(path.as_posix()))
-    if upstream is None and core_active and not damaged:
+        for path, digest in _package_record(dist).items():
+            state = _file_state(dist.locate_file(path), digest)
+            if state == 'missing':
+                missing.add(path)
+            elif state == 'changed':
+                changed.add(path)
+            if where(dist, path) in theirs:
+                shared.add(path)
+    if upstream is None and core_active and not missing and not changed:
         return None
-    location = None
-    if upstream is not None:
-        located = upstream.locate_file('')
-        location = str(located) if located else None
+    location = str(upstream.locate_file('')) if upstream is not None else None
     return Clash(upstream.version if upstream is not None else None, location,
-                 list(family), core_active, package_dir, sorted(set(shared)), sorted(damaged))
+                 list(family), core_active, init_file, sorted(shared), sorted(missing),
+                 sorted(changed))
