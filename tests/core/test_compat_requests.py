@@ -482,3 +482,23 @@ def test_test_client_cookie_jar_has_microdot_shape():
     client = TestClient(app, cookies={'t': ('v', '/p')})
     assert run(client.get('/p')).json == {'t': 'v'}
     assert run(client.get('/q')).json == {}
+
+
+def test_headers_shared_between_responses_are_not_changed():
+    from microdot import NoCaseDict
+    shared = NoCaseDict({'X-A': '1', 'Set-Cookie': ['a=1']})
+    plain = {'X-B': '2'}
+    app = Microdot()
+
+    @app.get('/<int:n>')
+    async def n(req, n):
+        res = Response('x' * n, headers=shared if n % 2 else plain)
+        res.set_cookie('n', str(n))
+        return res
+
+    client = client_for(app)
+    for n in (1, 3, 2, 4):
+        res = run(client.get('/%d' % n))
+        assert res.headers['Content-Length'] == str(n)
+    assert shared == {'X-A': '1', 'Set-Cookie': ['a=1']}
+    assert plain == {'X-B': '2'}

@@ -149,6 +149,8 @@ def test_nocasedict_popitem_clear_copy():
     assert isinstance(c, NoCaseDict)
     c['b'] = 3
     assert d['B'] == 2 and c['B'] == 3
+    c['New'] = 4  # the copy has its own key map
+    assert 'new' in c and 'new' not in d and list(c) == ['B', 'New']
     d.clear()
     assert 'b' not in d and len(d) == 0
 

@@ -85,7 +85,9 @@ class Response:
             status_code = 204
         self.status_code = status_code
         if headers is not None:  # else created on first access (see ``headers``)
-            self._headers = headers if isinstance(headers, NoCaseDict) \
+            # always a copy, as in Microdot: complete() and set_cookie() add to it, so
+            # a dict shared between responses must not collect their fields
+            self._headers = headers.copy() if isinstance(headers, NoCaseDict) \
                 else NoCaseDict(headers)
         if reason is not None:
             self.reason = reason
@@ -167,8 +169,8 @@ class Response:
         existing = self.headers.get('Set-Cookie')
         if existing is None:
             self.headers['Set-Cookie'] = [cookie_text]
-        elif isinstance(existing, list):
-            existing.append(cookie_text)
+        elif isinstance(existing, list):  # a new list: the old one may be shared
+            self.headers['Set-Cookie'] = existing + [cookie_text]
         else:
             self.headers['Set-Cookie'] = [existing, cookie_text]
 

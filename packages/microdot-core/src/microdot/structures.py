@@ -131,7 +131,11 @@ class NoCaseDict(dict):
             self[key] = value
 
     def copy(self) -> 'NoCaseDict':
-        return NoCaseDict(self)
+        """A shallow copy (same spellings), without re-checking every key."""
+        new = NoCaseDict.__new__(NoCaseDict)
+        dict.update(new, self)
+        new.keymap = self.keymap.copy()
+        return new
 
     def clear(self) -> None:
         super().clear()
