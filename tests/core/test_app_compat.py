@@ -214,7 +214,8 @@ def test_local_mount_hook_order():
 def test_local_mount_error_order_and_handlers():
     app, log = _mounted(local=True)
     aborted, unknown, not_allowed, options = _run_all(app, log, [
-        ('GET', '/sub/s/abort'), ('GET', '/nothing'), ('POST', '/sub/s'), ('OPTIONS', '/sub/s')])
+        ('GET', '/sub/s/abort'), ('GET', '/nothing'), ('POST', '/sub/s'),
+        ('OPTIONS', '/sub/s')])
     assert aborted == (404, 'S404', ['P.before', 'S.before', 'S.after_error', 'P.after_error'])
     assert unknown == (404, 'P404', ['P.after_error'])
     # a 405 belongs to the (last) route matching the path: the sub-application's

@@ -305,11 +305,9 @@ class Microdot:
         if router is not None and router.types_version == URLPattern.types_version \
                 and len(router.routes) == len(self.url_map):
             return router
-        generation = URLPattern.types_version
         for route in self.url_map:
             self._bind_hooks(route)
         self._router = router = Router(self.url_map)
-        router.types_version = generation
         return router
 
     def _bind_hooks(self, route: Route) -> None:

@@ -192,8 +192,8 @@ def _split_pattern(pattern: str) -> List[str]:
 class Route:
     """One registered route with what dispatch needs precomputed."""
 
-    __slots__ = ('index', 'methods', 'method_list', 'pattern', 'handler', 'url_prefix', 'subapp',
-                 'is_async', 'owner', 'before_request', 'after_request',
+    __slots__ = ('index', 'methods', 'method_list', 'pattern', 'handler', 'url_prefix',
+                 'subapp', 'is_async', 'owner', 'before_request', 'after_request',
                  'after_error_request', 'error_handlers')
 
     def __init__(self, index: int, methods: Sequence[str], pattern: URLPattern,
