@@ -142,6 +142,16 @@ def test_included_template_in_a_copied_directory(tmp_path):
     assert rendered(Loader(str(target)), case) == expected(case)
 
 
+def test_backslashes_in_text_are_output_as_written(tmp_path):
+    # deliberate difference: uTemplate 1.4.1 reads backslashes in text as Python
+    # string escapes: for this template it outputs 'C:', a newline, 'ew \ \d x'
+    # (one backslash each, and the line break after the third one is gone), and a
+    # tab instead of the script's backslash-t
+    text = 'C:\\new \\\\ \\d \\\nx\n<script>s = "a\\tb";</script>\n'
+    (tmp_path / 't.html').write_text(text, encoding='utf-8')
+    assert ''.join(Loader(str(tmp_path)).load('t.html')()) == text
+
+
 # --- generated templates against the rule, stated independently --------------
 
 _TEXT = st.text(alphabet=' \t\nab<>/="\'\\{}%é✓', max_size=8).filter(
