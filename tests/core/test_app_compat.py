@@ -620,3 +620,17 @@ def test_405_reports_the_last_matching_route():
     app.mount(second, url_prefix='/m')
     assert call(app, 'GET', '/m/r').status_code == 405
     assert seen == [second]
+
+
+def test_options_handler_returning_none_gives_an_empty_answer():
+    # Microdot answers with status None here; an empty 200 is what was meant
+    app = Microdot()
+
+    @app.route('/')
+    async def index(req):
+        return 'i'
+
+    app.options_handler = lambda req: None
+    res = call(app, 'OPTIONS', '/')
+    assert (res.status_code, res.text) == (200, '')
+    assert 'Allow' not in res.headers

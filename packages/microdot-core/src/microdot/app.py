@@ -364,7 +364,8 @@ class Microdot:
         method = req.method.upper()
         if method == 'OPTIONS' and self.options_handler:
             req.route = None
-            return self.options_handler(req), None
+            answer = self.options_handler(req)
+            return ({} if answer is None else answer), None  # None: no headers to add
         if router.linear:
             matches: Any = router.scan(req.path)
         else:
