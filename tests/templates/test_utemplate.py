@@ -1,5 +1,6 @@
 """Tests for the uTemplate engine and the Microdot ``microdot.utemplate`` Template."""
 import asyncio
+import marshal
 import os
 import threading
 import traceback
@@ -496,6 +497,31 @@ def test_disk_cache_survives_corruption(tdir, tmp_path):
     (cache / name).write_bytes(b'garbage')
     assert ''.join(Loader(tdir.root, cache_dir=str(cache)).load('t.html')()) \
         == 'ok'
+
+
+def test_disk_cache_of_an_older_code_format_is_not_reused(tdir, tmp_path):
+    # a cache written by a build with other whitespace rules (format 1 stripped
+    # statement-only lines) must not serve its old output
+    cache = tmp_path / 'cache'
+    tdir('t.html', '  {% if 1 %}\nyes\n{% endif %}\n')
+    Loader(tdir.root, cache_dir=str(cache)).load('t.html')
+    (name,) = os.listdir(cache)
+    data = (cache / name).read_bytes()
+    magic = len(utemplate_engine._CACHE_MAGIC)
+    header = utemplate_engine._CACHE_HEADER
+    _, mtime_ns, size = header.unpack_from(data, magic)
+    stale = compile_template('yes\n', 't.html')  # what the old rule rendered
+    (cache / name).write_bytes(
+        data[:magic] + header.pack(utemplate_engine.CODE_FORMAT - 1, mtime_ns, size)
+        + marshal.dumps(stale))
+    assert ''.join(Loader(tdir.root, cache_dir=str(cache)).load('t.html')()) \
+        == '  yes\n'
+    # ... whereas the same file with the current format is used as it is
+    (cache / name).write_bytes(
+        data[:magic] + header.pack(utemplate_engine.CODE_FORMAT, mtime_ns, size)
+        + marshal.dumps(stale))
+    assert ''.join(Loader(tdir.root, cache_dir=str(cache)).load('t.html')()) \
+        == 'yes\n'
 
 
 def test_unwritable_cache_dir_is_not_fatal(tdir, tmp_path, caplog):
