@@ -634,3 +634,23 @@ def test_options_handler_returning_none_gives_an_empty_answer():
     res = call(app, 'OPTIONS', '/')
     assert (res.status_code, res.text) == (200, '')
     assert 'Allow' not in res.headers
+
+
+def test_url_map_entries_unpack_as_in_microdot():
+    app, sub = Microdot(), Microdot()
+
+    @app.route('/a', methods=['get', 'POST'])
+    async def a(req):
+        return 'a'
+
+    @sub.route('/b')
+    async def b(req):
+        return 'b'
+
+    app.mount(sub, url_prefix='/sub')
+    listing = [(methods, pattern.url_pattern, handler, prefix, subapp)
+               for methods, pattern, handler, prefix, subapp in app.url_map]
+    assert listing == [(['GET', 'POST'], '/a', a, '', None),
+                       (['GET'], '/sub/b', b, '/sub', sub)]
+    assert app.url_map[1][1].url_pattern == '/sub/b'
+    assert app.ssl is False and app.debug is False

@@ -144,6 +144,8 @@ class Microdot:
         self.shutdown_handlers: List[Handler] = []
         self.options_handler: Optional[Handler] = self.default_options_handler
         self.mounted: List[Tuple[str, 'Microdot', bool]] = []
+        #: The ``ssl`` argument of the running server (Microdot's attribute).
+        self.ssl: Any = False
         self.debug = False
         self.server: Any = None
         self.access_log = False

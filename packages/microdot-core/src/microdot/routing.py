@@ -215,6 +215,15 @@ class Route:
         self.after_error_request: List[Any] = []
         self.error_handlers: List[Dict[Any, Any]] = []
 
+    def __iter__(self) -> Iterator[Any]:
+        """Unpack as a Microdot ``url_map`` entry: ``(methods, pattern, handler,
+        url_prefix, subapp)``, so code that lists ``app.url_map`` keeps working."""
+        return iter((list(self.method_list), self.pattern, self.handler, self.url_prefix,
+                     self.subapp))
+
+    def __getitem__(self, index: Any) -> Any:
+        return tuple(self)[index]
+
     def __repr__(self) -> str:
         return 'Route(%s %r)' % ('|'.join(sorted(self.methods)), self.pattern.url_pattern)
 
