@@ -502,3 +502,15 @@ def test_headers_shared_between_responses_are_not_changed():
         assert res.headers['Content-Length'] == str(n)
     assert shared == {'X-A': '1', 'Set-Cookie': ['a=1']}
     assert plain == {'X-B': '2'}
+
+
+def test_async_bytes_io_captures_a_written_response():
+    async def main():
+        out = AsyncBytesIO(b'')
+        await Response({'a': 1}, 201, headers={'X-A': 'b'}).write(out)
+        return out.stream.getvalue()
+
+    assert run(main()) == (b'HTTP/1.0 201 Created\r\nX-A: b\r\n'
+                           b'Content-Type: application/json; charset=UTF-8\r\n'
+                           b'Content-Length: ' + str(len(Response({'a': 1}).body)).encode()
+                           + b'\r\n\r\n' + Response({'a': 1}).body)

@@ -242,7 +242,8 @@ def test_async_bytes_io_iteration_and_writer_methods():
         s = AsyncBytesIO(b'a\nb\nc')
         lines = [line async for line in s]
         assert lines == [b'a\n', b'b\n', b'c']
-        await s.awrite(b'ignored')
+        await s.awrite(b'+more')  # written into .stream, as Microdot's
+        assert s.stream.getvalue() == b'a\nb\nc+more'
         await s.aclose()
 
     run(main())

@@ -6,42 +6,47 @@ WSGI input), never past the end of the body.
 """
 from __future__ import annotations
 
+import io
 from typing import AsyncIterator, Awaitable, Callable, Optional, Union
 
 
 class AsyncBytesIO:
-    """An in-memory async reader with the ``asyncio.StreamReader`` reading methods."""
+    """An in-memory async reader with the ``asyncio.StreamReader`` reading methods.
+
+    As in Microdot, the bytes live in ``stream`` (an ``io.BytesIO``) and
+    :meth:`awrite` writes there, so it can also capture what a response writes
+    (``await response.write(out)``, then ``out.stream.getvalue()``).
+    """
 
     def __init__(self, data: Union[bytes, bytearray, memoryview] = b'') -> None:
-        self.data = bytes(data)
-        self.pos = 0
+        self.stream = io.BytesIO(data)
 
     async def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = len(self.data) - self.pos
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += len(chunk)
-        return chunk
+        return self.stream.read(-1 if n is None else n)
 
     async def readline(self) -> bytes:
-        return await self.readuntil(b'\n', _partial_ok=True)
+        return self.stream.readline()
 
     async def readexactly(self, n: int) -> bytes:
-        chunk = await self.read(n)
+        chunk = self.stream.read(n)
         if len(chunk) < n:
             raise EOFError('expected %d bytes, got %d' % (n, len(chunk)))
         return chunk
 
     async def readuntil(self, separator: bytes = b'\n', _partial_ok: bool = False) -> bytes:
-        i = self.data.find(separator, self.pos)
+        stream = self.stream
+        pos = stream.tell()
+        with stream.getbuffer() as view:
+            i = view[pos:].tobytes().find(separator)
         if i == -1:
             if not _partial_ok:
                 raise EOFError('separator not found')
-            return await self.read()
-        return await self.read(i + len(separator) - self.pos)
+            return stream.read()
+        return stream.read(i + len(separator))
 
     async def awrite(self, data: bytes) -> None:
-        """Accept and drop writes (lets it stand in for a connection in tests)."""
+        """Write into :attr:`stream` at the current position (as Microdot does)."""
+        self.stream.write(data)
 
     async def aclose(self) -> None:
         pass
@@ -115,6 +120,9 @@ class BodyStream(AsyncBytesIO):
         data = bytes(self._buffer[:n])
         del self._buffer[:n]
         return data
+
+    async def readline(self) -> bytes:
+        return await self.readuntil(b'\n', _partial_ok=True)
 
     async def readuntil(self, separator: bytes = b'\n', _partial_ok: bool = False) -> bytes:
         start = 0
