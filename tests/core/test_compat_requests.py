@@ -514,3 +514,20 @@ def test_async_bytes_io_captures_a_written_response():
                            b'Content-Type: application/json; charset=UTF-8\r\n'
                            b'Content-Length: ' + str(len(Response({'a': 1}).body)).encode()
                            + b'\r\n\r\n' + Response({'a': 1}).body)
+
+
+def test_test_client_request_headers_as_microdot_sends_them():
+    app = Microdot()
+
+    @app.route('/e', methods=['GET', 'POST'])
+    async def e(req):
+        return {'headers': list(req.headers.items()), 'length': req.content_length}
+
+    client = TestClient(app, cookies={'a': '1'})
+    res = run(client.post('/e'))
+    assert res.json == {'headers': [['Host', 'example.com:1234'], ['Cookie', 'a=1']],
+                        'length': 0}  # no Content-Length for an empty body; Host first
+    res = run(client.post('/e', body='xy', headers={'X-A': 'b', 'Cookie': 'z=9'}))
+    assert res.json == {'headers': [['Host', 'example.com:1234'], ['X-A', 'b'],
+                                    ['Cookie', 'z=9; a=1'], ['Content-Length', '2']],
+                        'length': 2}

@@ -258,9 +258,8 @@ class TestClient:
             headers.setdefault('Content-Type', 'application/json')
         elif isinstance(body, str):
             body = body.encode()
-        if body or method in ('POST', 'PUT', 'PATCH', 'QUERY'):
+        if body:  # (as Microdot: no Content-Length for an empty body)
             headers.setdefault('Content-Length', str(len(body)))
-        headers.setdefault('Host', self.host)
         request_path = path.partition('?')[0]
         pairs = []
         for name, value in self.cookies.items():
@@ -276,6 +275,8 @@ class TestClient:
             else:
                 headers['Cookie'] = jar
         lines = ['%s %s HTTP/1.1' % (method, path)]
+        if 'Host' not in headers:  # first, as Microdot sends it
+            lines.append('Host: ' + self.host)
         for name, value in headers.items():
             if value is None:
                 continue
