@@ -139,12 +139,6 @@ def _tokenize(text: str, filename: str) -> list[tuple[str, str, int]]:
     lineno = 1
     n = len(text)
 
-    def add_text(chunk: str, line: int) -> None:
-        if tokens and tokens[-1][0] == 'text':
-            tokens[-1] = ('text', tokens[-1][1] + chunk, tokens[-1][2])
-        else:
-            tokens.append(('text', chunk, line))
-
     while pos < n:
         start = pos
         while True:
@@ -153,10 +147,10 @@ def _tokenize(text: str, filename: str) -> list[tuple[str, str, int]]:
                 break
             start += 1
         if start == -1 or start + 1 >= n:
-            add_text(text[pos:], lineno)
+            tokens.append(('text', text[pos:], lineno))
             break
         if start > pos:
-            add_text(text[pos:start], lineno)
+            tokens.append(('text', text[pos:start], lineno))
             lineno += text.count('\n', pos, start)
         kind = 'expr' if text[start + 1] == '{' else 'stmt'
         closer = '}}' if kind == 'expr' else '%}'
