@@ -9,9 +9,12 @@ the built-in server; this module only translates ASGI messages.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import signal
+import sys
+import threading
 from typing import (Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Tuple,
                     Union)
 from urllib.parse import quote
@@ -100,6 +103,8 @@ class ASGIAdapter:
         return req
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = _RequestState()
+        _current_request.set(state)  # this task's context (and its threads') only
         req = self.make_request(scope)
         chunked = False
         for name, value in req.header_source[1]:  # the framing fields only
@@ -126,21 +131,24 @@ class ASGIAdapter:
             try:
                 await req._read_body()
             except _Disconnected:
+                state.done = True
                 return
         else:
             req._body = b''  # an HTTP/1.x GET or HEAD without framing headers has no body
         res = await self.app.dispatch_request(req)
-        if res is Response.already_handled:
-            return
-        ctype = plain_type_field(res)
-        if ctype is not None:  # the common case, in one step
-            body = res.body
-            await send({'type': 'http.response.start', 'status': res.status_code,
-                        'headers': [(b'content-type', ctype[1].encode('latin-1')),
-                                    (b'content-length', b'%d' % len(body))]})
-            await send({'type': 'http.response.body', 'body': body})
-        else:
-            await self.send_response(req, res, receive, send)
+        if res is not Response.already_handled:
+            ctype = plain_type_field(res)
+            if ctype is not None:  # the common case, in one step
+                body = res.body
+                await send({'type': 'http.response.start', 'status': res.status_code,
+                            'headers': [(b'content-type', ctype[1].encode('latin-1')),
+                                        (b'content-length', b'%d' % len(body))]})
+                await send({'type': 'http.response.body', 'body': body})
+            else:
+                await self.send_response(req, res, receive, send)
+        state.done = True
+        if state.shutdown:  # app.shutdown() was called for this request: now it is sent
+            _server_shutdown.fire()
 
     async def send_response(self, req: Request, res: Response, receive: Receive,
                             send: Send) -> None:
@@ -305,6 +313,105 @@ class ASGIAdapter:
                     return
                 await send({'type': 'lifespan.shutdown.complete'})
                 return
+
+
+class _RequestState:
+    """What ``app.shutdown()`` needs to know about the request it is called from."""
+
+    __slots__ = ('shutdown', 'done')
+
+    def __init__(self) -> None:
+        #: ``app.shutdown()`` was called while this request was served.
+        self.shutdown = False
+        #: The response was sent (or the client left).
+        self.done = False
+
+
+#: The HTTP request the running code serves (set per request task; the threads that
+#: run ``def`` handlers inherit it with the task's context).
+_current_request: 'contextvars.ContextVar[Optional[_RequestState]]' = \
+    contextvars.ContextVar('microdot_asgi_request', default=None)
+
+
+def server_master_pid() -> int:
+    """The process to signal to stop the whole ASGI server this process serves for.
+
+    - a worker of gunicorn (``-k uvicorn.workers.UvicornWorker``): gunicorn's arbiter,
+      this worker's parent;
+    - a worker process that uvicorn (``--workers``, ``--reload``), Hypercorn (any
+      run from its command line: it always serves from worker processes) or Granian
+      started with ``multiprocessing``: that parent, the server's main process;
+    - otherwise (a single-process uvicorn, ``hypercorn.asyncio.serve()``, an unknown
+      server): this process.
+
+    Never the process group: it can hold the shell or supervisor that started the
+    server.
+    """
+    ppid = os.getppid()
+    if ppid > 1:
+        if os.environ.get('SERVER_SOFTWARE', '').startswith('gunicorn/') and \
+                'gunicorn.workers.base' in sys.modules:
+            return ppid
+        import multiprocessing
+        parent = multiprocessing.parent_process()
+        if parent is not None and parent.pid == ppid:
+            target = getattr(multiprocessing.current_process(), '_target', None)
+            module = getattr(target, '__module__', None) or ''
+            if module.split('.', 1)[0] in _SERVER_PACKAGES:
+                return ppid
+    return os.getpid()
+
+
+#: Servers whose worker processes (``multiprocessing`` children running one of their
+#: functions) are stopped through their parent.
+_SERVER_PACKAGES = frozenset(('uvicorn', 'hypercorn', 'granian'))
+
+
+class _ServerShutdown:
+    """Sends SIGTERM once to the server's main process (see :func:`server_master_pid`),
+    at once or after the response of the request that asked for it."""
+
+    #: Seconds to wait for the asking request's response before signalling anyway
+    #: (a response that never completes, such as an endless stream).
+    grace: float = 5.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent_by: Optional[int] = None  # the pid that sent it (reset in forks)
+        self.timer: Optional[threading.Timer] = None
+
+    def request(self) -> None:
+        """Stop the server: after the current request's response if called while one
+        is served, else now."""
+        state = _current_request.get()
+        if state is None or state.done:
+            self.fire()
+            return
+        state.shutdown = True
+        with self.lock:
+            if self.timer is None:
+                self.timer = threading.Timer(self.grace, self.fire)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def fire(self) -> None:
+        """Send the signal (once per process)."""
+        pid = os.getpid()
+        with self.lock:
+            if self.sent_by == pid:
+                return
+            self.sent_by = pid
+            timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+        target = server_master_pid()
+        logger.info('Shutdown requested: sending SIGTERM to %s (pid %d)',
+                    'this process' if target == pid else 'the server\'s main process',
+                    target)
+        os.kill(target, signal.SIGTERM)
+
+
+_server_shutdown = _ServerShutdown()
 
 
 def _report_stream_error(task: 'asyncio.Task[Any]') -> None:
@@ -479,12 +586,17 @@ class Microdot(BaseMicrodot):
             await self._asgi(scope, receive, send)
 
     def shutdown(self) -> None:
-        """Stop serving: the built-in server if running, else ask this process's ASGI
-        server to exit (SIGTERM to this process only, never the process group)."""
+        """Stop serving: the built-in server if running, else the whole ASGI server.
+
+        The server's main process gets SIGTERM (see :func:`server_master_pid`; never
+        the process group), so it stops gracefully, all its workers with it. Called
+        while a request is served, the signal goes once that request's response is
+        sent (or after ``_ServerShutdown.grace`` seconds if it never completes).
+        """
         if self.server is not None:
             super().shutdown()
         else:
-            os.kill(os.getpid(), signal.SIGTERM)
+            _server_shutdown.request()
 
 
 # -- servers (entry points of the microdot.servers group) -------------------------------

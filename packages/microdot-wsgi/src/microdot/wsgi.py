@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import errno
 import logging
 import os
 import signal
 import socket
 import ssl
+import sys
 import threading
 import types
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -213,13 +215,20 @@ class WSGIAdapter:
             start_response('400 Bad Request', [('Content-Type', 'text/plain; charset=UTF-8'),
                                                ('Content-Length', '11')])
             return [b'Bad request']
+        state = _RequestState()
+        _current_request.set(state)  # this thread's context, and its loop's tasks
         req = self.make_request(environ)
         if 'HTTP_UPGRADE' in environ:
-            return self._upgrade(req, environ, start_response)
-        if req._stream is not None:
-            self.run(req._read_body())
-        res = self.run(self.app.dispatch_request(req))
-        return self.respond(req, res, environ, start_response)
+            body = self._upgrade(req, environ, start_response)
+        else:
+            if req._stream is not None:
+                self.run(req._read_body())
+            res = self.run(self.app.dispatch_request(req))
+            body = self.respond(req, res, environ, start_response)
+        state.done = True
+        if state.shutdown:  # app.shutdown() was called for this request
+            return _ThenShutdown(body)
+        return body
 
     def _upgrade(self, req: Request, environ: Dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -418,6 +427,101 @@ class _BodyIterable:
             loop.run_until_complete(self.iterator.aclose())
         except Exception:  # pragma: no cover - logged, the response is over anyway
             logger.exception('Error while closing a response body')
+
+
+class _RequestState:
+    """What ``app.shutdown()`` needs to know about the request it is called from."""
+
+    __slots__ = ('shutdown', 'done')
+
+    def __init__(self) -> None:
+        #: ``app.shutdown()`` was called while this request was dispatched.
+        self.shutdown = False
+        #: The response was handed to the server.
+        self.done = False
+
+
+#: The request this thread is dispatching (the thread's loop's tasks inherit it).
+_current_request: 'contextvars.ContextVar[Optional[_RequestState]]' = \
+    contextvars.ContextVar('microdot_wsgi_request', default=None)
+
+
+def server_master_pid() -> int:
+    """The process to signal to stop the whole WSGI server this process serves for:
+    gunicorn's arbiter (this worker's parent) in a gunicorn worker, else this process
+    (waitress, wsgiref and other single-process servers). Never the process group: it
+    can hold the shell or supervisor that started the server."""
+    ppid = os.getppid()
+    if ppid > 1 and os.environ.get('SERVER_SOFTWARE', '').startswith('gunicorn/') and \
+            'gunicorn.workers.base' in sys.modules:
+        return ppid
+    return os.getpid()
+
+
+class _ServerShutdown:
+    """Sends SIGTERM once to the server's main process (see :func:`server_master_pid`),
+    at once or after the response of the request that asked for it."""
+
+    #: Seconds to wait for the asking request's response before signalling anyway
+    #: (a response the server never finishes, such as an endless stream).
+    grace: float = 5.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent_by: Optional[int] = None  # the pid that sent it (reset in forks)
+        self.timer: Optional[threading.Timer] = None
+
+    def request(self) -> None:
+        """Stop the server: after the current request's response if called while one
+        is dispatched, else now."""
+        state = _current_request.get()
+        if state is None or state.done:
+            self.fire()
+            return
+        state.shutdown = True
+        with self.lock:
+            if self.timer is None:
+                self.timer = threading.Timer(self.grace, self.fire)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def fire(self) -> None:
+        """Send the signal (once per process)."""
+        pid = os.getpid()
+        with self.lock:
+            if self.sent_by == pid:
+                return
+            self.sent_by = pid
+            timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+        target = server_master_pid()
+        logger.info('Shutdown requested: sending SIGTERM to %s (pid %d)',
+                    'this process' if target == pid else 'the server\'s main process',
+                    target)
+        os.kill(target, signal.SIGTERM)
+
+
+_server_shutdown = _ServerShutdown()
+
+
+class _ThenShutdown:
+    """The body of the response to the request that called ``app.shutdown()``: the
+    server calls ``close()`` once it has written the body, and the signal goes then."""
+
+    def __init__(self, body: Iterable[bytes]) -> None:
+        self.body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, 'close', None)
+            if close is not None:
+                close()
+        finally:
+            _server_shutdown.fire()
 
 
 # -- WebSocket over a socket taken from the server ---------------------------------------
@@ -627,12 +731,18 @@ class Microdot(BaseMicrodot):
         return self._wsgi(environ, start_response)
 
     def shutdown(self) -> None:
-        """Stop serving: the built-in server if running, else this WSGI server process
-        (SIGTERM to this process only, never the process group)."""
+        """Stop serving: the built-in server if running, else the whole WSGI server.
+
+        Under gunicorn the arbiter gets SIGTERM, so gunicorn stops gracefully with all
+        its workers; elsewhere this process does (see :func:`server_master_pid`; never
+        the process group). Called while a request is dispatched, the signal goes once
+        the server has sent that request's response (or after
+        ``_ServerShutdown.grace`` seconds if it never finishes).
+        """
         if self.server is not None:
             super().shutdown()
         else:
-            os.kill(os.getpid(), signal.SIGTERM)
+            _server_shutdown.request()
 
 
 # -- servers (entry points of the microdot.servers group) -------------------------------

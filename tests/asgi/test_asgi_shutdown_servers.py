@@ -1,0 +1,81 @@
+"""``app.shutdown()`` under real uvicorn and Hypercorn processes stops the whole server.
+
+Each server runs under tests/apps/group_wrapper.py, a process-group leader standing in
+for the shell or supervisor that started it. A request to a route that calls
+``app.shutdown()`` gets its full answer (1 MiB); then the server's main process exits
+by itself, with all its workers, and the wrapper, in the same process group, lives on.
+"""
+import os
+import signal
+import sys
+
+import httpx
+import pytest
+
+from apps.group_wrapper import WrappedServer
+from support import ROOT, free_port, wait_for_port
+
+APPS = str(ROOT / 'tests' / 'apps')
+BODY = b'The server is shutting down...\n' * 33825
+
+
+def env_for(events):
+    env = dict(os.environ, PYTHONUNBUFFERED='1', MICRODOT_TEST_EVENTS=str(events))
+    env['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + ([env['PYTHONPATH']]
+                                                       if env.get('PYTHONPATH') else []))
+    return env
+
+
+def asgi_cmd(name, port, workers):
+    if name == 'uvicorn':
+        extra = ['--workers', str(workers)] if workers > 1 else []
+        return [sys.executable, '-m', 'uvicorn', '--host', '127.0.0.1', '--port', str(port),
+                *extra, 'shutdown_app:asgi_app']
+    return [sys.executable, '-m', 'hypercorn', '--bind', '127.0.0.1:%d' % port,
+            '--workers', str(workers), 'shutdown_app:asgi_app']
+
+
+def check_shutdown(command, port, tmp_path, path, workers):
+    """Serve under the wrapper, ask for the shutdown, and check what follows."""
+    events = tmp_path / 'events.txt'
+    server = WrappedServer(command, APPS, env_for(events), tmp_path / 'server.log')
+    try:
+        wait_for_port('127.0.0.1', port)
+        if workers > 1:  # every worker is up (each answers with its pid)
+            pids = set()
+            with httpx.Client(timeout=10) as client:
+                for _ in range(200):
+                    pids.add(client.get('http://127.0.0.1:%d/' % port,
+                                        headers={'Connection': 'close'}).text)
+                    if len(pids) == workers:
+                        break
+        res = httpx.get('http://127.0.0.1:%d%s' % (port, path), timeout=10)
+        assert res.status_code == 200, server.log()
+        assert res.content == BODY, (len(res.content), server.log())
+        code = int(server.expect('exited ', 30))
+        # uvicorn re-raises the SIGTERM it handled once it has shut down
+        assert code in (0, -signal.SIGTERM), server.log()
+        # the process-group leader (the "shell") was not signalled
+        assert server.proc.poll() is None, server.log()
+        # and no worker is left behind
+        assert not server.wait_group_empty(10), server.log()
+    finally:
+        wrapper_code = server.close()
+    assert wrapper_code == 0, server.log()
+    log = server.log()
+    assert 'Traceback' not in log, log
+    return open(events).read().splitlines() if events.exists() else []
+
+
+@pytest.mark.parametrize('name,workers,path', [
+    ('uvicorn', 1, '/shutdown'),
+    ('uvicorn', 1, '/shutdown-async'),
+    ('uvicorn', 2, '/shutdown'),
+    ('hypercorn', 1, '/shutdown'),
+    ('hypercorn', 2, '/shutdown-async'),
+])
+def test_shutdown_stops_the_whole_server_after_answering(name, workers, path, tmp_path):
+    port = free_port()
+    seen = check_shutdown(asgi_cmd(name, port, workers), port, tmp_path, path, workers)
+    # every worker ran its lifespan shutdown: the server stopped gracefully
+    assert len([e for e in seen if e.startswith('shutdown hook ')]) == workers, seen
