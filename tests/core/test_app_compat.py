@@ -654,3 +654,45 @@ def test_url_map_entries_unpack_as_in_microdot():
                        (['GET'], '/sub/b', b, '/sub', sub)]
     assert app.url_map[1][1].url_pattern == '/sub/b'
     assert app.ssl is False and app.debug is False
+
+
+# -- deliberate differences (Microdot defects) ----------------------------------------
+
+def test_short_tuples_are_answers_not_crashes():
+    # Microdot indexes res[1] unchecked: ('x',) and () raise IndexError, answered 500
+    app = Microdot()
+
+    @app.route('/one')
+    async def one(req):
+        return ('x',)
+
+    @app.route('/none')
+    async def none(req):
+        return ()
+
+    assert (call(app, 'GET', '/one').status_code, call(app, 'GET', '/one').text) == (200, 'x')
+    assert call(app, 'GET', '/none').status_code == 200
+
+
+def test_literal_segments_are_not_regular_expressions():
+    # Microdot puts literal text into its regex unescaped: '/file.txt' matches '/fileXtxt'
+    assert URLPattern('/file.txt').match('/fileXtxt') is None
+    assert URLPattern('/file.txt').match('/file.txt') == {}
+    assert URLPattern('/a+/<x>').match('/aa/1') is None
+
+
+def test_failing_after_error_hook_is_skipped():
+    # Microdot lets the exception out of dispatch: the client gets no answer at all
+    app = Microdot()
+
+    @app.after_error_request
+    async def broken(req, res):
+        raise RuntimeError('hook broke')
+
+    @app.after_error_request
+    async def marks(req, res):
+        res.headers['X-Second'] = 'yes'
+
+    res = call(app, 'GET', '/nothing')
+    assert res.status_code == 404
+    assert res.headers['X-Second'] == 'yes'
