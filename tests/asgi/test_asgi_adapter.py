@@ -469,16 +469,6 @@ def test_unknown_scope_type_is_refused():
         asyncio.run(main())
 
 
-def test_shutdown_signals_only_this_process(monkeypatch):
-    import os
-    import signal
-    calls = []
-    monkeypatch.setattr(os, 'kill', lambda pid, sig: calls.append((pid, sig)))
-    monkeypatch.setattr(os, 'killpg', lambda *a: calls.append(('killpg',) + a))
-    make_app().shutdown()
-    assert calls == [(os.getpid(), signal.SIGTERM)]
-
-
 def test_scope_without_raw_path_uses_the_decoded_path():
     scope = http_scope('/u/caf\xe9')
     del scope['raw_path']

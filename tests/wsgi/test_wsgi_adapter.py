@@ -302,16 +302,6 @@ def test_startup_hooks_run_once_per_process():
     assert calls == ['start']
 
 
-def test_shutdown_signals_only_this_process(monkeypatch):
-    import os
-    import signal
-    calls = []
-    monkeypatch.setattr(os, 'kill', lambda pid, sig: calls.append((pid, sig)))
-    monkeypatch.setattr(os, 'killpg', lambda *a: calls.append(('killpg',) + a))
-    make_app().shutdown()
-    assert calls == [(os.getpid(), signal.SIGTERM)]
-
-
 def test_a_finished_threads_event_loop_is_closed():
     import gc
     app = Microdot()
