@@ -3,7 +3,8 @@
 tests/wsgi/test_wsgi_shutdown_servers.py).
 
 The answer is large (1 MiB), so a server stopped before it is sent shows a short body.
-The shutdown hooks record the process that ran them.
+The shutdown hooks record the process that ran them; with MICRODOT_TEST_FAIL_SHUTDOWN
+set, a shutdown hook of ``asgi_app`` fails.
 """
 import os
 
@@ -43,4 +44,9 @@ def build(app):
 
 
 asgi_app = build(ASGIMicrodot())
+
+if os.environ.get('MICRODOT_TEST_FAIL_SHUTDOWN'):
+    @asgi_app.on_shutdown
+    def failing():
+        raise RuntimeError('database still busy')
 wsgi_app = build(WSGIMicrodot())

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from apps.group_wrapper import WrappedServer
-from support import ROOT, free_port, wait_for_port
+from support import ROOT, ServerProcess, free_port, wait_for_port
 
 APPS = str(ROOT / 'tests' / 'apps')
 BODY = b'The server is shutting down...\n' * 33825
@@ -79,3 +79,23 @@ def test_shutdown_stops_the_whole_server_after_answering(name, workers, path, tm
     seen = check_shutdown(asgi_cmd(name, port, workers), port, tmp_path, path, workers)
     # every worker ran its lifespan shutdown: the server stopped gracefully
     assert len([e for e in seen if e.startswith('shutdown hook ')]) == workers, seen
+
+
+@pytest.mark.parametrize('name', ['uvicorn', 'hypercorn'])
+def test_failing_shutdown_hook_is_reported_to_the_server(name, tmp_path):
+    """The server hears of the failure (``lifespan.shutdown.failed`` with the error) and
+    logs it; the other hooks still ran first."""
+    port = free_port()
+    events = tmp_path / 'events.txt'
+    server = ServerProcess(asgi_cmd(name, port, 1), port, cwd=APPS,
+                           env={'MICRODOT_TEST_EVENTS': str(events),
+                                'MICRODOT_TEST_FAIL_SHUTDOWN': '1'})
+    try:
+        server.wait_ready()
+    finally:
+        server.stop()
+    assert "RuntimeError('database still busy')" in server.output, server.output
+    if name == 'uvicorn':
+        assert 'Application shutdown failed' in server.output, server.output
+    else:
+        assert 'LifespanFailureError' in server.output, server.output
