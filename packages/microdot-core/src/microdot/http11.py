@@ -210,9 +210,18 @@ _MAX_CHUNK_SIZE = 2 ** 63 - 1
 _MAX_CONTENT_LENGTH = 2 ** 63 - 1
 _MAX_LEADING_EMPTY_LINES = 4
 
-# Header fields the parser interprets itself.
+# Header fields the parser interprets itself (Content-Type only to refuse two
+# different values: a proxy may pick one and the application the other).
 _FRAMING_FIELDS = frozenset(
-    ('host', 'content-length', 'transfer-encoding', 'connection', 'expect'))
+    ('host', 'content-length', 'transfer-encoding', 'connection', 'expect',
+     'content-type'))
+
+# Names that software translating '-' to '_' (CGI, WSGI environ keys) cannot tell
+# from a framing field: a field named e.g. 'Content_Length' is refused, so that a
+# proxy ignoring it and a back end honouring it never read one request two ways.
+_UNDERSCORE_LOOKALIKES = frozenset((
+    'content-length', 'transfer-encoding', 'content-type', 'host', 'connection',
+    'expect', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection'))
 
 #: Fields that must not appear in a trailer section (RFC 9110 §6.5.1:
 #: framing, routing, authentication, request modifiers, controls, content
@@ -264,7 +273,8 @@ class RequestParser:
 
     __slots__ = ('max_request_line', 'max_header_line', 'max_header_bytes',
                  'max_headers', 'max_chunk_line', '_buf', '_pos', '_scan',
-                 '_state', '_remaining', '_eof', '_error', '_empty_lines')
+                 '_state', '_remaining', '_eof', '_error', '_empty_lines',
+                 '_crlf')
 
     def __init__(self, *, max_request_line: int = 8190,
                  max_header_line: int = 8190, max_header_bytes: int = 65536,
@@ -285,6 +295,9 @@ class RequestParser:
         self._eof = False
         self._error: ProtocolError | None = None
         self._empty_lines = 0
+        # whether the current request's head ended its lines in CRLF: its chunked
+        # framing and trailers must then do so too (no bare LF mixed in)
+        self._crlf = True
 
     # -- input -------------------------------------------------------------
 
@@ -393,11 +406,15 @@ class RequestParser:
 
     # -- blank-line search ---------------------------------------------------
 
-    def _find_section(self, max_len: int) -> tuple[list[str], int] | None:
+    def _find_section(self, max_len: int,
+                      trailers: bool = False) -> tuple[list[str], int] | None:
         """Split off the field section that starts at _pos and ends in an empty line.
 
         Returns its lines (latin-1 decoded, terminators removed, '' last) and
         its size in bytes, moving _pos past the empty line; None if incomplete.
+        All lines must end alike: CRLF, or (a request written by hand) bare LF;
+        a bare LF among CRLF lines is refused, as a proxy may not split there.
+        A trailer section must use the head's line ending when that was CRLF.
         """
         buf = self._buf
         pos = self._pos
@@ -415,6 +432,8 @@ class RequestParser:
             crlf = 2 * len(lines) - 2
             if len(raw.translate(None, _FIELD_BYTES_NO_CRLF)) == crlf:
                 self._pos = self._scan = i + 4
+                if not trailers:
+                    self._crlf = True
                 return lines, i + 2 - pos
             if raw.count(b'\n') * 2 == crlf:  # no bare LF
                 if raw.count(b'\r') * 2 != crlf:
@@ -433,11 +452,17 @@ class RequestParser:
         raw = buf[pos:last_lf + 1]
         if raw.translate(None, _FIELD_BYTES_WITH_CRLF):
             raise _bad('invalid character in request head')
-        lines = [line[:-1] if line[-1:] == '\r' else line
-                 for line in raw.decode('latin-1').split('\n')]
+        if last_lf != j or b'\r\n' in raw:
+            # some line ends in CRLF, another (at least the last) in a bare LF
+            raise _bad('bare LF among CRLF line endings')
+        if trailers and self._crlf:
+            raise _bad('bare LF in the trailers of a request using CRLF')
+        lines = raw.decode('latin-1').split('\n')
         for line in lines:
             if '\r' in line:
                 raise _bad('bare CR in request head')
+        if not trailers:
+            self._crlf = False
         self._pos = self._scan = end
         return lines, last_lf + 1 - pos
 
@@ -577,6 +602,10 @@ class RequestParser:
                 chunked = True
             elif cl is not None:
                 content_length = _parse_content_length(cl)
+            ctype = special.get('content-type')
+            if ctype is not None and len(ctype) > 1 and \
+                    any(value != ctype[0] for value in ctype):
+                raise _bad('more than one Content-Type value')
             conn = special.get('connection')
             if conn is not None:
                 tokens = _lower_list(conn)
@@ -665,7 +694,12 @@ class RequestParser:
                     if n - pos > mcl + 1:
                         raise _bad('chunk-size line too long')
                     return self._need_data('chunked body')
-                end = lf - 1 if lf > pos and buf[lf - 1] == 13 else lf
+                if lf > pos and buf[lf - 1] == 13:
+                    end = lf - 1
+                elif self._crlf:
+                    raise _bad('bare LF in the chunked framing of a request using CRLF')
+                else:
+                    end = lf
                 if end - pos > mcl:
                     raise _bad('chunk-size line too long')
                 line = buf[pos:end]
@@ -689,7 +723,7 @@ class RequestParser:
                 if pos >= n:
                     return self._need_data('chunked body')
                 c = buf[pos]
-                if c == 10:
+                if c == 10 and not self._crlf:
                     self._pos = pos + 1
                 elif c == 13:
                     if pos + 1 >= n:
@@ -709,6 +743,8 @@ class RequestParser:
             return self._need_data('chunked body')
         c = buf[pos]
         if c == 10 or c == 13:
+            if c == 10 and self._crlf:
+                raise _bad('bare LF in the chunked framing of a request using CRLF')
             if c == 13:
                 if pos + 1 >= n:
                     return self._need_data('chunked body')
@@ -719,7 +755,7 @@ class RequestParser:
             self._state = _S_DONE
             return EndOfMessage([])
         mhb = self.max_header_bytes
-        found = self._find_section(mhb + 2)
+        found = self._find_section(mhb + 2, trailers=True)
         if found is None:
             if n - pos > mhb + 1:
                 raise ProtocolError(431, 'trailer section too large')
@@ -756,28 +792,23 @@ def _lower_list(values: list[str]) -> set[str]:
 
 
 def _parse_content_length(values: list[str]) -> int:
-    """Content-Length (RFC 9110 §8.6): identical repeats collapse to one value."""
-    if len(values) == 1 and ',' not in values[0]:
-        items = values
-    else:
-        items = [item.strip(' \t') for value in values
-                 for item in value.split(',')]
-    result: int | None = None
-    for item in items:
-        if not (item.isascii() and item.isdigit()):
-            raise _bad('invalid Content-Length')
-        digits = item.lstrip('0')
-        if len(digits) > 19:
-            raise ProtocolError(413, 'Content-Length too large')
-        length = int(digits) if digits else 0
-        if length > _MAX_CONTENT_LENGTH:
-            raise ProtocolError(413, 'Content-Length too large')
-        if result is None:
-            result = length
-        elif result != length:
-            raise _bad('conflicting Content-Length values')
-    assert result is not None
-    return result
+    """Content-Length (RFC 9110 §8.6): exactly one field holding one number.
+
+    The list form (``5, 5``) and repeated fields, which RFC 9110 lets a recipient
+    collapse when identical, are refused: a proxy in front may frame them otherwise.
+    """
+    if len(values) != 1:
+        raise _bad('more than one Content-Length field')
+    item = values[0]
+    if not (item.isascii() and item.isdigit()):
+        raise _bad('invalid Content-Length')
+    digits = item.lstrip('0')
+    if len(digits) > 19:
+        raise ProtocolError(413, 'Content-Length too large')
+    length = int(digits) if digits else 0
+    if length > _MAX_CONTENT_LENGTH:
+        raise ProtocolError(413, 'Content-Length too large')
+    return length
 
 
 def _check_transfer_encoding(values: list[str]) -> None:
@@ -839,6 +870,8 @@ def _check_field_name(line: str, name: str, colon: str) -> str:
     if _TOKEN.fullmatch(name) is None:
         raise _bad('invalid header field name')
     lname = name.lower()
+    if '_' in lname and lname.replace('_', '-') in _UNDERSCORE_LOOKALIKES:
+        raise _bad('header field name that reads as a framing field')
     if len(_NAME_CACHE) < _NAME_CACHE_MAX:
         _NAME_CACHE[name] = lname
     return lname
