@@ -827,3 +827,12 @@ def test_plain_type_field_only_for_byte_bodies_without_own_headers():
     for res in (Response('x', headers={'X-A': '1'}), Response(b'', 204), Response(b'', 304),
                 Response(iter([b'x'])), Response('x', 101), head):
         assert plain_type_field(res) is None, res.status_code
+    # a dict/list body with no other header is plain too, with its JSON type
+    assert plain_type_field(Response({'a': 1}, 201)) == \
+        ('Content-Type', 'application/json; charset=UTF-8')
+    for res in (Response({'a': 1}, headers={'X-A': '1'}),
+                Response({'a': 1}, headers={'Content-Type': 'application/json'})):
+        assert plain_type_field(res) is None
+    res = Response([1])
+    res.headers['X-Late'] = 'after_request'
+    assert plain_type_field(res) is None

@@ -454,15 +454,24 @@ Response.already_handled = Response()
 _TYPE_FIELDS: Dict[str, Tuple[str, str]] = {}
 
 
+_JSON_FIELD = ('Content-Type', JSON_CONTENT_TYPE)
+
+
 def plain_type_field(res: Response) -> Optional[Tuple[str, str]]:
-    """For a *plain* response (a byte body that is sent, no headers of its own, any
-    status that has a body): its ``('Content-Type', value)`` field, so that servers
-    and adapters can send it in one step with a Content-Length. ``None`` for any other
-    response, or if the default type cannot be sent (CR, LF, NUL or not latin-1): the
-    caller's full path then handles it (and answers 500 for a bad type)."""
+    """For a *plain* response (a byte body that is sent, any status that has a body,
+    and no headers of its own but the ``Content-Type`` of a ``dict``/``list`` body):
+    its ``('Content-Type', value)`` field, so that servers and adapters can send it in
+    one step with a Content-Length. ``None`` for any other response, or if the default
+    type cannot be sent (CR, LF, NUL or not latin-1): the caller's full path then
+    handles it (and answers 500 for a bad type)."""
     status = res.status_code
-    if type(res.body) is not bytes or res._headers or res.is_head or \
+    if type(res.body) is not bytes or res.is_head or \
             type(status) is not int or not 200 <= status <= 999 or status in (204, 304):
+        return None
+    headers = res._headers
+    if headers:  # only the JSON type that __init__ set (checked by identity: cheap)
+        if len(headers) == 1 and dict.get(headers, 'Content-Type') is JSON_CONTENT_TYPE:
+            return _JSON_FIELD
         return None
     field = _TYPE_FIELDS.get(res.default_content_type)
     if field is None:
