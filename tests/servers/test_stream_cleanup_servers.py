@@ -1,5 +1,6 @@
 """A streamed body stops, and its ``finally`` runs, within a second of the client leaving,
-under real uvicorn (h11 and httptools), hypercorn and gunicorn (sync and gthread).
+under real uvicorn (h11 and httptools), Hypercorn, Granian (when installed) and gunicorn
+(sync and gthread).
 
 The bodies are endless, like Microdot's video-streaming example (a frame every 50 ms,
 or a frame then an hour's wait). The client is a raw socket: it reads a few frames,
@@ -21,6 +22,7 @@ APPS = str(ROOT / 'tests' / 'apps')
 CLEANUP_DEADLINE = 1.0
 
 HAVE_HTTPTOOLS = importlib.util.find_spec('httptools') is not None
+HAVE_GRANIAN = importlib.util.find_spec('granian') is not None
 
 
 def server_cmd(name, port):
@@ -28,6 +30,10 @@ def server_cmd(name, port):
     if name.startswith('uvicorn'):
         return [sys.executable, '-m', 'uvicorn', '--host', '127.0.0.1', '--port', str(port),
                 '--http', name.split('-')[1], '--log-level', 'warning',
+                'stream_cleanup_app:asgi_app']
+    if name == 'granian':
+        return [sys.executable, '-m', 'granian', '--interface', 'asgi', '--host',
+                '127.0.0.1', '--port', str(port), '--log-level', 'warning',
                 'stream_cleanup_app:asgi_app']
     if name == 'hypercorn':
         return [sys.executable, '-m', 'hypercorn', '--bind', '127.0.0.1:%d' % port,
@@ -44,6 +50,8 @@ SERVERS = [
     pytest.param('uvicorn-httptools', marks=pytest.mark.skipif(
         not HAVE_HTTPTOOLS, reason='httptools is not installed (uvicorn[standard])')),
     'hypercorn',
+    pytest.param('granian', marks=pytest.mark.skipif(
+        not HAVE_GRANIAN, reason='granian is not installed')),
     'gunicorn-sync',
     'gunicorn-gthread',
 ]
