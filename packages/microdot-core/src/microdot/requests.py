@@ -89,7 +89,7 @@ def parse_cookies(header: Optional[str]) -> Dict[str, str]:
     return cookies
 
 
-def parse_urlencoded(data: str) -> MultiDict:
+def parse_urlencoded(data: Optional[str]) -> MultiDict:
     """A ``MultiDict`` from ``a=1&b=2`` text (query strings, urlencoded forms)."""
     args = MultiDict()
     if data:

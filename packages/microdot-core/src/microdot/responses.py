@@ -103,6 +103,9 @@ class Response:
         else:
             self.body = body if body is not None else b''
 
+    #: The body: bytes, or a file, reader, iterator or generator to stream.
+    body: Any
+
     # usually left at these class-level defaults
     #: The header dict, ``None`` until headers are set or read: adapters test it to
     #: send a response that has no headers of its own in one step.
@@ -327,7 +330,7 @@ class Response:
             span = _parse_range(rng, size)
             if span is None:
                 return self
-            if span == 'unsatisfiable':
+            if not isinstance(span, tuple):  # 'unsatisfiable'
                 self._close_body()
                 res = Response(b'', 416, headers={'Content-Range': 'bytes */%d' % size})
                 return res

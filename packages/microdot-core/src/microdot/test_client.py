@@ -238,7 +238,8 @@ class TestClient:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: Any, cookies: Optional[Dict[str, str]] = None,
+    def __init__(self, app: Any,
+                 cookies: Optional[Dict[str, Union[str, Tuple[str, str]]]] = None,
                  scheme: Optional[str] = None, host: Optional[str] = None) -> None:
         self.app = app
         #: The cookie jar, as Microdot keeps it: ``name -> value``, or ``name ->
