@@ -103,7 +103,7 @@ class ASGIAdapter:
         return req
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        state = _RequestState()
+        state = [_SERVING]  # see _current_request
         _current_request.set(state)  # this task's context (and its threads') only
         req = self.make_request(scope)
         chunked = False
@@ -131,7 +131,9 @@ class ASGIAdapter:
             try:
                 await req._read_body()
             except _Disconnected:
-                state.done = True
+                if state[0]:  # app.shutdown() was called: nothing more to send
+                    _server_shutdown.fire()
+                state[0] = _SENT
                 return
         else:
             req._body = b''  # an HTTP/1.x GET or HEAD without framing headers has no body
@@ -146,9 +148,9 @@ class ASGIAdapter:
                 await send({'type': 'http.response.body', 'body': body})
             else:
                 await self.send_response(req, res, receive, send)
-        state.done = True
-        if state.shutdown:  # app.shutdown() was called for this request: now it is sent
+        if state[0]:  # app.shutdown() was called for this request: now it is sent
             _server_shutdown.fire()
+        state[0] = _SENT
 
     async def send_response(self, req: Request, res: Response, receive: Receive,
                             send: Send) -> None:
@@ -315,22 +317,14 @@ class ASGIAdapter:
                 return
 
 
-class _RequestState:
-    """What ``app.shutdown()`` needs to know about the request it is called from."""
-
-    __slots__ = ('shutdown', 'done')
-
-    def __init__(self) -> None:
-        #: ``app.shutdown()`` was called while this request was served.
-        self.shutdown = False
-        #: The response was sent (or the client left).
-        self.done = False
-
-
-#: The HTTP request the running code serves (set per request task; the threads that
-#: run ``def`` handlers inherit it with the task's context).
-_current_request: 'contextvars.ContextVar[Optional[_RequestState]]' = \
+#: What ``app.shutdown()`` needs to know about the HTTP request it is called from: a
+#: one-item list (cheaper than an object, as one is made per request) holding
+#: _SERVING, _STOP_AFTER (``app.shutdown()`` was called: signal once the response is
+#: sent) or _SENT. Set per request task; the threads that run ``def`` handlers and the
+#: tasks the handler starts inherit it with the task's context.
+_current_request: 'contextvars.ContextVar[Optional[List[int]]]' = \
     contextvars.ContextVar('microdot_asgi_request', default=None)
+_SERVING, _STOP_AFTER, _SENT = 0, 1, 2
 
 
 def server_master_pid() -> int:
@@ -384,10 +378,10 @@ class _ServerShutdown:
         """Stop the server: after the current request's response if called while one
         is served, else now."""
         state = _current_request.get()
-        if state is None or state.done:
+        if state is None or state[0] == _SENT:
             self.fire()
             return
-        state.shutdown = True
+        state[0] = _STOP_AFTER
         with self.lock:
             if self.timer is None:
                 self.timer = threading.Timer(self.grace, self.fire)

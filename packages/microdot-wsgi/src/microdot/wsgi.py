@@ -215,7 +215,7 @@ class WSGIAdapter:
             start_response('400 Bad Request', [('Content-Type', 'text/plain; charset=UTF-8'),
                                                ('Content-Length', '11')])
             return [b'Bad request']
-        state = _RequestState()
+        state = [_SERVING]  # see _current_request
         _current_request.set(state)  # this thread's context, and its loop's tasks
         req = self.make_request(environ)
         if 'HTTP_UPGRADE' in environ:
@@ -225,9 +225,9 @@ class WSGIAdapter:
                 self.run(req._read_body())
             res = self.run(self.app.dispatch_request(req))
             body = self.respond(req, res, environ, start_response)
-        state.done = True
-        if state.shutdown:  # app.shutdown() was called for this request
-            return _ThenShutdown(body)
+        if state[0]:  # app.shutdown() was called for this request
+            body = _ThenShutdown(body)
+        state[0] = _SENT
         return body
 
     def _upgrade(self, req: Request, environ: Dict[str, Any],
@@ -429,21 +429,14 @@ class _BodyIterable:
             logger.exception('Error while closing a response body')
 
 
-class _RequestState:
-    """What ``app.shutdown()`` needs to know about the request it is called from."""
-
-    __slots__ = ('shutdown', 'done')
-
-    def __init__(self) -> None:
-        #: ``app.shutdown()`` was called while this request was dispatched.
-        self.shutdown = False
-        #: The response was handed to the server.
-        self.done = False
-
-
-#: The request this thread is dispatching (the thread's loop's tasks inherit it).
-_current_request: 'contextvars.ContextVar[Optional[_RequestState]]' = \
+#: What ``app.shutdown()`` needs to know about the request it is called from: a
+#: one-item list (cheaper than an object, as one is made per request) holding
+#: _SERVING, _STOP_AFTER (``app.shutdown()`` was called: signal once the server sent
+#: the response) or _SENT. Set in the server thread's context; the thread's loop's
+#: tasks inherit it.
+_current_request: 'contextvars.ContextVar[Optional[List[int]]]' = \
     contextvars.ContextVar('microdot_wsgi_request', default=None)
+_SERVING, _STOP_AFTER, _SENT = 0, 1, 2
 
 
 def server_master_pid() -> int:
@@ -475,10 +468,10 @@ class _ServerShutdown:
         """Stop the server: after the current request's response if called while one
         is dispatched, else now."""
         state = _current_request.get()
-        if state is None or state.done:
+        if state is None or state[0] == _SENT:
             self.fire()
             return
-        state.shutdown = True
+        state[0] = _STOP_AFTER
         with self.lock:
             if self.timer is None:
                 self.timer = threading.Timer(self.grace, self.fire)
