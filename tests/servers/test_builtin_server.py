@@ -451,7 +451,8 @@ def test_stalled_body_gets_408():
 
 
 def test_max_connections_answers_503():
-    with live_server(max_connections=2) as server:
+    # (no per-client limit: all clients here share 127.0.0.1)
+    with live_server(max_connections=2, max_connections_per_client=0) as server:
         a, b = connect(server), connect(server)
         a.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n')
         b.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n')
@@ -459,6 +460,7 @@ def test_max_connections_answers_503():
         c = connect(server)
         raw = recv_all(c)
         assert status_of(raw) == 503
+        assert b'Retry-After: ' in raw and b'Connection: close' in raw
         a.close()
         b.close()
 
@@ -474,7 +476,7 @@ def test_hundreds_of_concurrent_connections():
     async def main(port):
         return await asyncio.gather(*(client(port, i) for i in range(300)))
 
-    with live_server() as server:
+    with live_server(max_connections_per_client=0) as server:
         results = asyncio.run(main(server.port))
     assert len(results) == 300
     for i, data in enumerate(results):

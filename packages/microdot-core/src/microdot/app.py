@@ -570,17 +570,31 @@ class Microdot:
 
     async def start_server(self, host: str = '0.0.0.0', port: int = 5000,
                            debug: bool = False, ssl: Any = None, sock: Any = None,
-                           **options: Any) -> None:
+                           start_serving: bool = True, **options: Any) -> Any:
         """Serve the application on the built-in server inside a running event loop;
         returns after :meth:`shutdown` once in-flight requests finish. ``sock`` serves
-        an already bound listening socket instead of ``host``/``port``."""
+        an already bound listening socket instead of ``host``/``port``.
+
+        With ``start_serving=False`` (as Microdot 2.7), the startup hooks run and the
+        socket is bound, but no connection is accepted yet: the server
+        (:class:`microdot.server.Server`, also ``app.server``) is returned, and
+        ``await server.serve_forever()`` serves until :meth:`shutdown`.
+        """
         from .server import Server
         self.debug = debug
-        self.server = Server(self, **options)
+        server = self.server = Server(self, **options)
+        if not start_serving:
+            try:
+                await server.start(host, port, ssl=ssl, sock=sock, start_serving=False)
+            except BaseException:
+                self.server = None
+                raise
+            return server
         try:
-            await self.server.serve(host, port, ssl=ssl, sock=sock)
+            await server.serve(host, port, ssl=ssl, sock=sock)
         finally:
             self.server = None
+        return None
 
     def shutdown(self) -> None:
         """Ask the running server to stop: no new connections, finish in-flight ones."""

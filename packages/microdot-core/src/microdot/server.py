@@ -2,8 +2,12 @@
 
 One ``asyncio.Protocol`` per connection feeds the sans-I/O parser in ``http11``;
 a task per connection runs requests one after another (keep-alive, pipelining).
-Every wait is bounded: request head, idle keep-alive and body reads have deadlines,
-and shutdown lets in-flight requests finish within a grace period.
+Every wait is bounded: request head, idle keep-alive, body reads (each, and all of a
+body together) and writes to a client that does not read have deadlines, checked by
+one periodic sweep; shutdown lets in-flight requests finish within a grace period.
+No client can take every connection slot: one address gets at most a share of them,
+idle keep-alive connections make room for new clients, and a refusal is a complete
+503.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ import signal
 import socket
 import time
 from email.utils import formatdate
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple, Union
 
 from . import http11
 from .exceptions import HTTPException
@@ -31,10 +36,21 @@ DEFAULTS = {
     'keep_alive_timeout': 5.0,
     #: seconds a body read may wait for the next bytes
     'body_timeout': 30.0,
+    #: bytes/s a request body must average once body_timeout is used up: reading a
+    #: body may take body_timeout + size / body_min_rate seconds of waiting in all
+    #: (408 beyond); 0 or None leaves only the per-read body_timeout
+    'body_min_rate': 1024,
+    #: seconds a response may wait for a client that reads none of it; the
+    #: connection is then aborted and a streamed body closed
+    'write_timeout': 30.0,
     #: seconds in-flight requests get to finish after shutdown is asked for
     'shutdown_timeout': 10.0,
-    #: simultaneous connections; more are answered 503 and closed
+    #: simultaneous connections; idle keep-alive connections are closed (oldest
+    #: first) to make room, then more are answered 503 and closed
     'max_connections': 1000,
+    #: connections one client address (an IPv6 /64) may hold: a count, or a fraction
+    #: (below 1) of max_connections; 0 or None for no per-client limit
+    'max_connections_per_client': 0.25,
     #: total bytes of a request head (431 beyond)
     'max_header_bytes': 16 * 1024,
     #: header fields per request (431 beyond)
@@ -44,6 +60,16 @@ DEFAULTS = {
 }
 
 _HIGH_WATER = 256 * 1024
+#: seconds a refused connection is kept open to read what the client sends, so that
+#: closing it sends a FIN after the 503 rather than a reset that could discard it
+_LINGER = 2.0
+#: refusals are logged at most once per this many seconds (with a count)
+_REFUSAL_LOG_INTERVAL = 5.0
+#: Retry-After of a 503 refusal, in seconds
+_RETRY_AFTER = '2'
+#: seconds a connection must have waited for a request before it may be closed to
+#: make room (a new connection's request may be on its way)
+_MIN_IDLE = 1.0
 
 _date_cache: list = [0, '', b'']
 
@@ -98,10 +124,23 @@ class Server:
         for name, value in self.options.items():
             setattr(self, name, value)
         self.access_log = bool(self.access_log or getattr(app, 'access_log', False))
+        self.per_client = _per_client_limit(self.max_connections_per_client,
+                                            self.max_connections)
         self.connections: Set['HTTPConnection'] = set()
+        #: connections per client key (only when per_client is set)
+        self._clients: Dict[Any, Set['HTTPConnection']] = {}
+        #: refused connections kept open a moment (see ``_LINGER``)
+        self._lingering: Set['HTTPConnection'] = set()
+        #: idle connections found by the last scan, oldest first (see _reclaim)
+        self._idle_queue: Deque['HTTPConnection'] = deque()
+        self._idle_scan_empty_at = -1.0
+        self._refusals: Dict[str, int] = {}
+        self._refusal_log_at = 0.0
         self.stopping = False
         self._servers: list = []
         self._stop_event: Optional[asyncio.Event] = None
+        self._drained: Optional[asyncio.Future] = None
+        self._stopped: Optional[asyncio.Future] = None
         self._sweeper: Optional[asyncio.TimerHandle] = None
         self.sockets: list = []
 
@@ -112,8 +151,13 @@ class Server:
                                     max_headers=self.max_headers)
 
     async def start(self, host: str = '0.0.0.0', port: int = 5000, ssl: Any = None,
-                    sock: Optional[socket.socket] = None) -> None:
-        """Run the startup hooks, then listen (``host`` may be IPv4 or IPv6)."""
+                    sock: Optional[socket.socket] = None,
+                    start_serving: bool = True) -> None:
+        """Run the startup hooks, then listen (``host`` may be IPv4 or IPv6).
+
+        With ``start_serving=False`` the socket is bound but accepts no connection
+        until :meth:`start_serving` or :meth:`serve_forever` is called.
+        """
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         await self.app.run_startup()
@@ -122,18 +166,21 @@ class Server:
             return HTTPConnection(self)
 
         if sock is not None:
-            server = await loop.create_server(factory, sock=sock, ssl=ssl, backlog=1024)
+            server = await loop.create_server(factory, sock=sock, ssl=ssl, backlog=1024,
+                                              start_serving=start_serving)
         else:
             server = await loop.create_server(factory, host=host or None, port=port, ssl=ssl,
-                                              backlog=1024, reuse_address=True)
+                                              backlog=1024, reuse_address=True,
+                                              start_serving=start_serving)
         self._servers.append(server)
         self.sockets = list(server.sockets)
         self._tick = min(1.0, min(self.head_timeout, self.keep_alive_timeout,
-                                  self.body_timeout) / 4)
+                                  self.body_timeout, self.write_timeout) / 4)
         self._sweeper = loop.call_later(self._tick, self._sweep)
         for s in self.sockets:
             name = s.getsockname()
-            logger.info('Serving on %s://%s:%d', 'https' if ssl else 'http',
+            logger.info('%s on %s://%s:%d', 'Serving' if start_serving else 'Listening',
+                        'https' if ssl else 'http',
                         ('[%s]' % name[0]) if s.family == socket.AF_INET6 else name[0],
                         name[1])
 
@@ -143,18 +190,147 @@ class Server:
         now = loop.time()
         for conn in list(self.connections):
             conn.expire(now)
+        if self._lingering:
+            for conn in list(self._lingering):
+                if conn.linger_deadline <= now and conn.transport is not None:
+                    conn.transport.abort()  # its input was read: still no reset
+        if self._refusals and now >= self._refusal_log_at:
+            self._log_refusals(now)
         self._sweeper = loop.call_later(self._tick, self._sweep)
+
+    # -- admission ------------------------------------------------------------------
+
+    def admit(self, conn: 'HTTPConnection') -> Optional[str]:
+        """Count ``conn`` in, making room by closing idle connections (oldest first)
+        when a limit is reached; return why it is refused instead (None if admitted)."""
+        if self.stopping:
+            return 'shutting down'
+        key = conn.client_key
+        if key is not None:
+            group = self._clients.get(key)
+            if group is not None and len(group) >= self.per_client and \
+                    not self._reclaim(group):
+                return 'max_connections_per_client (%d) reached' % self.per_client
+        if len(self.connections) >= self.max_connections and not self._reclaim(None):
+            return 'max_connections (%d) reached' % self.max_connections
+        self.connections.add(conn)
+        if key is not None:
+            group = self._clients.get(key)
+            if group is None:
+                group = self._clients[key] = set()
+            group.add(conn)
+        return None
+
+    def forget(self, conn: 'HTTPConnection') -> None:
+        """``conn`` no longer counts against the limits (idempotent)."""
+        if conn in self.connections:
+            self.connections.remove(conn)
+            key = conn.client_key
+            if key is not None:
+                group = self._clients.get(key)
+                if group is not None:
+                    group.discard(conn)
+                    if not group:
+                        del self._clients[key]
+            if self._drained is not None and not self.connections and \
+                    not self._drained.done():
+                self._drained.set_result(None)
+
+    def _reclaim(self, group: Optional[Set['HTTPConnection']]) -> bool:
+        """Close the oldest idle connection (of ``group``, or of all); False if none."""
+        now = asyncio.get_running_loop().time()
+        if group is not None:
+            oldest = None
+            for conn in group:
+                if conn.reclaimable(now) and (oldest is None or
+                                           conn.idle_since < oldest.idle_since):
+                    oldest = conn
+            if oldest is None:
+                return False
+            oldest.close_idle()
+            return True
+        queue = self._idle_queue
+        for rescan in (False, True):
+            if rescan:
+                if now - self._idle_scan_empty_at < 0.1:
+                    return False  # none a moment ago: do not rescan per refusal
+                idle = [c for c in self.connections if c.reclaimable(now)]
+                if not idle:
+                    self._idle_scan_empty_at = now
+                    return False
+                idle.sort(key=lambda c: c.idle_since)
+                queue.extend(idle)
+            while queue:
+                conn = queue.popleft()
+                if conn.reclaimable(now) and conn in self.connections:
+                    conn.close_idle()
+                    return True
+        return False  # pragma: no cover - the rescan found one
+
+    def refused(self, why: str) -> None:
+        """Count a refusal; the log gets one line per ``_REFUSAL_LOG_INTERVAL``."""
+        self._refusals[why] = self._refusals.get(why, 0) + 1
+        now = asyncio.get_running_loop().time()
+        if now >= self._refusal_log_at:
+            self._log_refusals(now)
+
+    def _log_refusals(self, now: float) -> None:
+        total = sum(self._refusals.values())
+        logger.warning('Refused %d connection%s with 503 (%s); %d open',
+                       total, '' if total == 1 else 's',
+                       ', '.join('%s: %d' % item for item in self._refusals.items()),
+                       len(self.connections))
+        self._refusals = {}
+        self._refusal_log_at = now + _REFUSAL_LOG_INTERVAL
+
+    # -- running and stopping ---------------------------------------------------------
 
     async def serve(self, host: str = '0.0.0.0', port: int = 5000, ssl: Any = None,
                     sock: Optional[socket.socket] = None) -> None:
         """Serve until :meth:`shutdown`; returns once connections drain and the
         shutdown hooks ran."""
         await self.start(host, port, ssl=ssl, sock=sock)
+        await self.serve_forever()
+
+    def is_serving(self) -> bool:
+        """Whether connections are being accepted (as ``asyncio.Server``)."""
+        return not self.stopping and any(s.is_serving() for s in self._servers)
+
+    async def start_serving(self) -> None:
+        """Accept connections, for a server started with ``start_serving=False``."""
+        if self.stopping:
+            return
+        for server in self._servers:
+            await server.start_serving()
+
+    async def serve_forever(self) -> None:
+        """Accept connections until :meth:`shutdown` (``app.shutdown()``,
+        :meth:`close`), then let in-flight requests finish, run the shutdown hooks
+        and return."""
+        await self.start_serving()
         try:
             assert self._stop_event is not None
             await self._stop_event.wait()
         finally:
             await self.stop()
+
+    def close(self) -> None:
+        """Start a graceful shutdown (``asyncio.Server.close()``'s counterpart)."""
+        self.shutdown()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server stopped: connections closed, shutdown hooks run."""
+        if not self.stopping:
+            assert self._stop_event is not None
+            await self._stop_event.wait()
+        await self.stop()  # joins serve_forever's stop, or stops if nobody serves
+
+    async def __aenter__(self) -> 'Server':
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+        await self.wait_closed()
 
     def shutdown(self) -> None:
         """Stop accepting connections and let in-flight requests finish."""
@@ -169,25 +345,68 @@ class Server:
             self._stop_event.set()
 
     async def stop(self) -> None:
+        """Shut down, wait (at most ``shutdown_timeout``) for the connections to
+        close, abort the rest and run the shutdown hooks; once, whoever calls it."""
+        if self._stopped is not None:
+            await asyncio.shield(self._stopped)
+            return
+        loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        try:
+            await self._stop()
+        finally:
+            self._stopped.set_result(None)
+
+    async def _stop(self) -> None:
         self.shutdown()
         for server in self._servers:
             await server.wait_closed() if not self.connections else None
-        deadline = time.monotonic() + self.shutdown_timeout
-        while self.connections and time.monotonic() < deadline:
-            tasks = [c.task for c in self.connections if c.task is not None]
-            if not tasks:
-                break
-            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+        if self.connections:
+            self._drained = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drained), self.shutdown_timeout)
+            except asyncio.TimeoutError:
+                pass
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for conn in list(self.connections):
-            logger.warning('Closing a connection still busy after %.1fs of shutdown',
-                           self.shutdown_timeout)
+        if self.connections:
+            logger.warning('Closing %d connection(s) still busy after %.1fs of shutdown',
+                           len(self.connections), self.shutdown_timeout)
+        for conn in list(self.connections) + list(self._lingering):
             conn.abort()
+        if self._refusals:
+            self._log_refusals(0.0)
         try:
             await self.app.run_shutdown()
         except Exception:
             logger.exception('Shutdown hook failed')
+        if getattr(self.app, 'server', None) is self:
+            self.app.server = None
+
+
+def _per_client_limit(value: Union[int, float, None], max_connections: int) -> int:
+    """``max_connections_per_client`` as a count (0: no limit)."""
+    if not value:
+        return 0
+    if isinstance(value, float) and value < 1:
+        return max(1, int(max_connections * value))
+    return int(value)
+
+
+def _client_key(peer: Any, family: int) -> Any:
+    """What the per-client limit counts by: the IPv4 address, or an IPv6 /64 (one
+    host usually has a whole /64); None when there is no address (Unix sockets)."""
+    if not peer or not isinstance(peer, tuple):
+        return None
+    host = peer[0]
+    if family == socket.AF_INET6:
+        if host.startswith('::ffff:') and '.' in host:
+            return host[7:]  # an IPv4 client on a dual-stack socket
+        try:
+            return socket.inet_pton(socket.AF_INET6, host.partition('%')[0])[:8]
+        except OSError:  # pragma: no cover
+            return host
+    return host
 
 
 class _SockReader:
@@ -273,6 +492,16 @@ class HTTPConnection(asyncio.Protocol):
         self._raw = bytearray()
         self._raw_eof = False
         self.deadline: Optional[float] = None
+        #: when output stopped draining (or a close with output pending), plus
+        #: write_timeout: the connection is aborted then
+        self.write_deadline: Optional[float] = None
+        self._closing = False
+        #: loop time since which the connection waits for a request (see reclaimable)
+        self.idle_since = 0.0
+        self.client_key: Any = None
+        self.linger_deadline = 0.0
+        self._body_got = 0
+        self._body_waited = 0.0
         self.sock = (_SockReader(self), _SockWriter(self))
 
     # -- asyncio.Protocol -----------------------------------------------------------
@@ -289,15 +518,39 @@ class HTTPConnection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:  # pragma: no cover
                 pass
-        if len(self.server.connections) >= self.server.max_connections or \
-                self.server.stopping:
-            logger.warning('Refusing connection from %s: %d connections open',
-                           self.client_addr, len(self.server.connections))
-            self._write_error(503, 'Service Unavailable', 'Too many connections')
-            transport.close()
+        server = self.server
+        if server.per_client and peer:
+            self.client_key = _client_key(peer, sock.family if sock is not None else 0)
+        why = server.admit(self)
+        if why is not None:
+            self._refuse(why)
             return
-        self.server.connections.add(self)
         self.task = self.loop.create_task(self._run())
+
+    def _refuse(self, why: str) -> None:
+        """Answer a complete 503 and close without a reset: the input is read and
+        dropped until the client closes, for at most ``_LINGER`` seconds."""
+        server = self.server
+        server.refused(why)
+        self._write_error(503, None, 'Server shutting down' if server.stopping
+                          else 'Too many connections', (('Retry-After', _RETRY_AFTER),))
+        transport = self.transport
+        assert transport is not None
+        if len(server._lingering) >= max(64, server.max_connections):
+            transport.close()  # too many lingering already: close at once
+            return
+        self.data_received = self._drop  # type: ignore[method-assign]
+        self.eof_received = self._eof_when_refused  # type: ignore[method-assign]
+        self.linger_deadline = self.loop.time() + _LINGER
+        server._lingering.add(self)
+        if transport.can_write_eof():
+            transport.write_eof()
+
+    def _drop(self, data: bytes) -> None:
+        pass
+
+    def _eof_when_refused(self) -> bool:
+        return False  # the client read the 503 and closed: close too
 
     def data_received(self, data: bytes) -> None:
         if self.upgraded:
@@ -329,7 +582,9 @@ class HTTPConnection(asyncio.Protocol):
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.lost = True
         self._raw_eof = True
-        self.server.connections.discard(self)
+        if self.task is None or self.task.done():
+            self.server.forget(self)  # else the request loop does, when it ends
+        self.server._lingering.discard(self)
         self._wake()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_exception(ConnectionResetError('connection lost'))
@@ -338,9 +593,13 @@ class HTTPConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self.write_deadline = self.loop.time() + self.server.write_timeout
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        # the client reads: a new deadline only for the rest of a closing connection
+        self.write_deadline = self.loop.time() + self.server.write_timeout \
+            if self._closing else None
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 
@@ -368,12 +627,36 @@ class HTTPConnection(asyncio.Protocol):
             self.deadline = None
 
     def expire(self, now: float) -> None:
-        """Called by the server's sweep: fail the current wait if its deadline passed."""
+        """Called by the server's sweep: fail the current wait if its deadline passed,
+        abort the connection if the client read none of its output in write_timeout."""
         deadline = self.deadline
         if deadline is not None and deadline <= now:
             waiter = self._waiter
             if waiter is not None and not waiter.done():
                 waiter.set_exception(_Timeout())
+        deadline = self.write_deadline
+        if deadline is not None and deadline <= now and self.transport is not None:
+            logger.debug('Aborting the connection from %s: it read nothing for %.1fs',
+                         self.client_addr, self.server.write_timeout)
+            self.write_deadline = None
+            self.transport.abort()  # connection_lost stops the response and its body
+
+    def reclaimable(self, now: float) -> bool:
+        """Whether the connection has waited for a request (first or next) for
+        ``_MIN_IDLE`` seconds and owes the client nothing, so that it can be closed to
+        make room for another."""
+        return self.idle and self._waiter is not None and self.parser.at_start and \
+            now - self.idle_since >= _MIN_IDLE and \
+            not self.upgraded and not self._write_paused and not self._closing and \
+            self.transport is not None and not self.transport.get_write_buffer_size()
+
+    def close_idle(self) -> None:
+        """Close an idle connection (see :meth:`reclaimable`) to make room."""
+        self.server.forget(self)
+        assert self.transport is not None
+        self.transport.close()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
     async def drain(self) -> None:
         if self.lost:
@@ -416,26 +699,19 @@ class HTTPConnection(asyncio.Protocol):
             self.transport.abort()
         if self.task is not None and not self.task.done():
             self.task.cancel()
-        self.server.connections.discard(self)
+        self.server.forget(self)
 
-    def _write_error(self, status: int, reason: Optional[str], text: str) -> None:
+    def _write_error(self, status: int, reason: Optional[str], text: str,
+                     extra: Tuple[Tuple[str, str], ...] = ()) -> None:
         body = (text + '\n').encode()
         head = http11.serialize_response_head(status, reason, [
             ('Content-Type', 'text/plain; charset=UTF-8'),
             ('Content-Length', str(len(body))), ('Connection', 'close'),
-            ('Date', http_date())])
+            *extra, ('Date', http_date())])
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(head + body)
 
     # -- the request loop -----------------------------------------------------------
-
-    async def _next_event(self, timeout: float) -> Any:
-        parser = self.parser
-        while True:
-            event = parser.next_event()
-            if event is not http11.NEED_DATA:
-                return event
-            await self._wait(timeout)
 
     async def _receive(self) -> bytes:
         """Body bytes for ``BodyStream``; b'' at the end of the body."""
@@ -443,13 +719,38 @@ class HTTPConnection(asyncio.Protocol):
             self.expect_continue = False
             self.transport.write(b'HTTP/1.1 100 Continue\r\n\r\n')  # type: ignore[union-attr]
         try:
-            event = await self._next_event(self.server.body_timeout)
+            event = await self._next_body_event()
         except _Timeout:
             self.keep_alive = False
             raise HTTPException(408, 'Request Timeout') from None
         if isinstance(event, http11.Data):
             return event.data
         return b''
+
+    async def _next_body_event(self) -> Any:
+        """The parser's next body event, waiting for the client at most body_timeout
+        at a time, and in all body_timeout + (bytes so far) / body_min_rate (raises
+        _Timeout): a body trickling in a byte at a time cannot hold a connection."""
+        parser = self.parser
+        event = parser.next_event()
+        while event is http11.NEED_DATA:
+            server = self.server
+            timeout = server.body_timeout
+            if server.body_min_rate:
+                budget = timeout + self._body_got / server.body_min_rate - self._body_waited
+                if budget < timeout:
+                    if budget <= 0:
+                        raise _Timeout()
+                    timeout = budget
+            start = self.loop.time()
+            try:
+                await self._wait(timeout)
+            finally:
+                self._body_waited += self.loop.time() - start
+            event = parser.next_event()
+        if isinstance(event, http11.Data):
+            self._body_got += len(event.data)
+        return event
 
     async def _run(self) -> None:
         server = self.server
@@ -461,7 +762,7 @@ class HTTPConnection(asyncio.Protocol):
                     event = self.parser.next_event()
                     if event is http11.NEED_DATA:
                         # deadlines count from the end of the last response
-                        start = self.loop.time()
+                        start = self.idle_since = self.loop.time()
                         while event is http11.NEED_DATA:
                             remaining = (server.keep_alive_timeout if self.parser.at_start
                                          else server.head_timeout) - \
@@ -480,6 +781,9 @@ class HTTPConnection(asyncio.Protocol):
                 head = event
                 self.keep_alive = head.keep_alive and not server.stopping
                 self.expect_continue = head.expect_continue
+                if head.content_length or head.chunked:
+                    self._body_got = 0
+                    self._body_waited = 0.0
                 req = Request.from_head(app, head, self.client_addr, self._receive,
                                         sock=self.sock,
                                         scheme=self.scheme)
@@ -521,26 +825,35 @@ class HTTPConnection(asyncio.Protocol):
             if not self.lost and self.idle is False:
                 self._write_error(500, None, 'Internal server error')
         finally:
-            self.server.connections.discard(self)
-            if self.transport is not None:
-                self.transport.close()
+            transport = self.transport
+            if transport is not None:
+                if transport.get_write_buffer_size() and not transport.is_closing():
+                    # the rest is sent while the client reads, for write_timeout
+                    # without progress at most; the connection counts until then
+                    self._closing = True
+                    if self.write_deadline is None:
+                        self.write_deadline = self.loop.time() + server.write_timeout
+                else:
+                    server.forget(self)
+                transport.close()
+            else:  # pragma: no cover
+                server.forget(self)
 
     async def _finish_body(self) -> bool:
-        """Skip what the handler left unread of the request body (bounded)."""
+        """Skip what the handler left unread of the request body (bounded in size,
+        and in time as body reads are)."""
         budget = 64 * 1024
         while True:
-            event = self.parser.next_event()
+            try:
+                event = await self._next_body_event()
+            except _Timeout:
+                return False
             if isinstance(event, http11.EndOfMessage) or event is http11.PAUSED:
                 return True
             if isinstance(event, http11.Data):
                 budget -= len(event.data)
                 if budget < 0:
                     return False
-                continue
-            try:
-                await self._wait(self.server.body_timeout)
-            except _Timeout:
-                return False
 
     async def _send(self, req: Request, res: Response) -> None:
         """Write ``res`` with HTTP/1.1 framing (chunked when the length is unknown)."""
@@ -618,6 +931,10 @@ class HTTPConnection(asyncio.Protocol):
                 transport.write(http11.encode_chunk(chunk) if chunked else chunk)
                 if self._write_paused:
                     await self.drain()
+                else:
+                    # let the loop see the client leave (EOF, reset) even when the
+                    # body never suspends (a sync generator): it cancels this task
+                    await asyncio.sleep(0)
             else:
                 if chunked:
                     transport.write(http11.LAST_CHUNK)
