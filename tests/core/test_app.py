@@ -402,7 +402,6 @@ def test_default_error_answers():
     assert res.text == 'Not found'
     res = call(app, 'POST', '/r')
     assert res.status_code == 405
-    assert res.reason == 'Method Not Allowed'
 
 
 @pytest.mark.parametrize('status', [404, 405])
@@ -611,7 +610,7 @@ def test_abort_and_reason():
 
     res = call(app, 'GET', '/plain')
     assert res.status_code == 403
-    assert res.reason == 'Forbidden'
+    assert res.text == '403 error'
     res = call(app, 'GET', '/reason')
     assert res.status_code == 401
     assert res.text == 'Login first'
@@ -662,7 +661,6 @@ def test_500_without_traceback_even_in_debug(caplog, capsys):
     with caplog.at_level(logging.ERROR, logger='microdot'):
         res = call(app, 'GET', '/r')
     assert res.status_code == 500
-    assert res.reason == 'Internal Server Error'
     assert 'secret detail' not in res.text
     assert 'Traceback' not in res.text
     records = [r for r in caplog.records if r.name == 'microdot']

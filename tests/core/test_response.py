@@ -88,7 +88,7 @@ def test_return_dict_and_list_as_json():
 def test_return_body_and_status():
     res = call(app_returning(('created', 201)), 'GET', '/')
     assert res.status_code == 201
-    assert res.reason == 'Created'
+    assert res.reason is None  # as Microdot's test client: only a reason the app gave
     assert res.text == 'created'
 
 
@@ -121,7 +121,7 @@ def test_return_status_only():
 def test_return_response_object():
     res = call(app_returning(lambda: Response('teapot', 418, {'X-T': '1'})), 'GET', '/')
     assert res.status_code == 418
-    assert res.reason == "I'm a teapot"
+    assert res.reason is None
     assert res.headers['X-T'] == '1'
     assert res.text == 'teapot'
 
@@ -228,7 +228,9 @@ def test_reason_phrases(status, reason):
     assert status_line == 'HTTP/1.0 %d %s' % (status, reason)
     assert Response('x', status).reason_phrase() == reason
     res = call(app_returning(('x', status)), 'GET', '/')
-    assert res.reason == reason
+    assert res.reason is None  # the test client reports only a reason the app gave
+    res = call(app_returning(lambda: Response('x', status, reason='Own')), 'GET', '/')
+    assert res.reason == 'Own'
 
 
 def test_reason_never_na():
@@ -647,7 +649,6 @@ def test_range_request_gives_206(files):
     app = file_app(files / 'digits.bin')
     res = call(app, 'GET', '/f', headers={'Range': 'bytes=2-5'})
     assert res.status_code == 206
-    assert res.reason == 'Partial Content'
     assert res.body == b'2345'
     assert res.headers['Content-Range'] == 'bytes 2-5/10'
     assert res.headers['Content-Length'] == '4'

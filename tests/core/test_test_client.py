@@ -63,7 +63,7 @@ def test_get_text_response_fields():
     res = run(TestClient(make_app()).get('/text'))
     assert isinstance(res, TestResponse)
     assert res.status_code == 201
-    assert res.reason == 'Created'
+    assert res.reason is None  # as in Microdot: only a reason the application gave
     assert res.headers['x-thing'] == 'yes'
     assert res.headers['Content-Type'] == 'text/plain; charset=UTF-8'
     assert res.body == 'h\u00e9llo'.encode()
@@ -178,7 +178,7 @@ def test_event_stream_parsed_into_events():
 def test_not_found_response():
     res = run(TestClient(make_app()).get('/nothing'))
     assert res.status_code == 404
-    assert res.reason == 'Not Found'
+    assert res.reason is None
     assert res.text == 'Not found'
 
 

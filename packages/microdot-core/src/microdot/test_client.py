@@ -36,7 +36,7 @@ class TestResponse:
         ``body``, ``text``, ``json`` and ``events`` stay ``None``, as in Microdot."""
         self = cls()
         self.status_code = res.status_code
-        self.reason = res.reason_phrase()
+        self.reason = res.reason  # None unless the application gave one, as in Microdot
         res.complete()
         self.headers = NoCaseDict(res.headers)
         if res.is_head:
