@@ -7,6 +7,7 @@ request that asks for the shutdown gets its full answer (1 MiB), then the arbite
 exits with all its workers and the wrapper lives on.
 """
 import os
+import signal
 import sys
 
 import httpx
@@ -66,3 +67,29 @@ def test_shutdown_stops_gunicorn_after_answering(worker, workers, path, tmp_path
     seen = open(events).read().splitlines()
     assert sorted(e for e in seen if e.startswith('shutdown hook ')) == \
         sorted('shutdown hook %s' % pid.split()[1] for pid in pids), seen
+
+
+@pytest.mark.parametrize('name', ['waitress', 'wsgiref'])
+def test_shutdown_stops_a_single_process_server_after_answering(name, tmp_path):
+    """waitress (which exits on SIGTERM without a handler) and ``microdot run --server
+    wsgiref`` (which stops gracefully on it): the process stops, after the answer."""
+    port = free_port()
+    if name == 'waitress':
+        command = [sys.executable, '-m', 'waitress', '--listen', '127.0.0.1:%d' % port,
+                   'shutdown_app:wsgi_app']
+    else:
+        command = [sys.executable, '-m', 'microdot', 'run', 'shutdown_app:wsgi_app',
+                   '--server', 'wsgiref', '--port', str(port)]
+    server = WrappedServer(command, APPS, env_for(tmp_path / 'events.txt'),
+                           tmp_path / 'server.log')
+    try:
+        wait_for_port('127.0.0.1', port)
+        res = httpx.get('http://127.0.0.1:%d/shutdown' % port, timeout=10)
+        assert res.status_code == 200, server.log()
+        assert res.content == BODY, (len(res.content), server.log())
+        code = int(server.expect('exited ', 30))
+        assert code == (-signal.SIGTERM if name == 'waitress' else 0), server.log()
+        assert server.proc.poll() is None, server.log()
+    finally:
+        wrapper_code = server.close()
+    assert wrapper_code == 0, server.log()
