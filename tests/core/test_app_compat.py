@@ -90,6 +90,13 @@ def test_405_carries_the_same_allow_header():
     assert res.headers['Allow'] == 'PATCH, OPTIONS'
 
 
+def test_405_body_is_microdots():
+    # Microdot answers a known path with another method 405 and the body 'Not found'
+    app = _allow_app()
+    res = call(app, 'TRACE', '/x')
+    assert (res.status_code, res.text) == (405, 'Not found')
+
+
 def test_allow_names_each_method_once():
     # Microdot repeats methods several routes declare ('PATCH, GET, POST, POST, GET,
     # HEAD, OPTIONS'); the field lists a set of methods (RFC 9110, 10.2.1): each once

@@ -434,9 +434,8 @@ class Microdot:
                 if isinstance(f, Response):
                     return await self._after_error(req, f)
                 status = f
-                res = await self._error_response(
-                    req, status, 'Not found' if status == 404 else 'Method not allowed',
-                    route)
+                # Microdot answers 405 with the body 'Not found' too
+                res = await self._error_response(req, status, 'Not found', route)
                 if status == 405 and 'Allow' not in res.headers:
                     res.headers['Allow'] = ', '.join(self.allowed_methods(req.path))
                 return await self._after_error(req, res, route)
