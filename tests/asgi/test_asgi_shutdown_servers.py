@@ -37,8 +37,10 @@ def asgi_cmd(name, port, workers):
         return [sys.executable, '-m', 'granian', '--interface', 'asgi', '--host',
                 '127.0.0.1', '--port', str(port), '--workers', str(workers),
                 'shutdown_app:asgi_app']
-    if name == 'uvicorn':
+    if name.startswith('uvicorn'):
         extra = ['--workers', str(workers)] if workers > 1 else []
+        if name == 'uvicorn-reload':
+            extra = ['--reload', '--reload-dir', APPS]
         return [sys.executable, '-m', 'uvicorn', '--host', '127.0.0.1', '--port', str(port),
                 *extra, 'shutdown_app:asgi_app']
     return [sys.executable, '-m', 'hypercorn', '--bind', '127.0.0.1:%d' % port,
@@ -81,6 +83,7 @@ def check_shutdown(command, port, tmp_path, path, workers):
     ('uvicorn', 1, '/shutdown'),
     ('uvicorn', 1, '/shutdown-async'),
     ('uvicorn', 2, '/shutdown'),
+    ('uvicorn-reload', 1, '/shutdown'),
     ('hypercorn', 1, '/shutdown'),
     ('hypercorn', 2, '/shutdown-async'),
     pytest.param('granian', 1, '/shutdown', marks=NEEDS_GRANIAN),
