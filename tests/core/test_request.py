@@ -49,7 +49,7 @@ def test_basic_attributes():
     assert req.content_type is None
     assert req.url_prefix == ''
     assert req.subapp is None
-    assert req.route is not None and req.route.handler.__name__ == 'handler'
+    assert req.route is not None and req.route.__name__ == 'handler'
     assert req.body == b''
 
 

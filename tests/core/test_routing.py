@@ -708,9 +708,14 @@ def test_find_route_sets_request_route():
 
     @app.route('/a/<int:n>')
     async def a(req, n):
-        return {'route': req.route.pattern.url_pattern, 'args': req.url_args}
+        # as in Microdot, request.route is the handler function
+        return {'route': req.route is a, 'args': req.url_args}
 
-    assert get(app, '/a/4').json == {'route': '/a/<int:n>', 'args': {'n': 4}}
+    @app.before_request
+    async def seen_by_hooks(req):
+        assert req.route is a
+
+    assert get(app, '/a/4').json == {'route': True, 'args': {'n': 4}}
 
 
 def test_url_args_not_shared_between_requests():

@@ -375,12 +375,14 @@ class Microdot:
             if not matches:
                 return 404, None
         route = None
+        handler: Any
         for route, args in matches:
             if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
-                req.route = route
+                req.route = handler = route.handler  # the function, as in Microdot
                 req.url_args = args or {}  # a static route's {} is shared
                 break
         else:
+            handler = 405
             if route is None:  # (linear scan only)
                 return 404, None
             # the path exists, but not for this method: the last route matching it
@@ -390,7 +392,7 @@ class Microdot:
             req.url_prefix = req.root_path + route.url_prefix
         if route.subapp is not None:
             req.subapp = route.subapp
-        return (route.handler if req.route is route else 405), route
+        return handler, route
 
     def allowed_methods(self, path: str) -> List[str]:
         """The methods the routes matching ``path`` accept, in the order they were

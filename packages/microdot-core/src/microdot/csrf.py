@@ -67,8 +67,7 @@ class CSRF:
                 abort(403, 'Forbidden')
 
     def _needs_check(self, request: Any) -> bool:
-        route = request.route
-        handler = getattr(route, 'handler', route)
+        handler = request.route  # the handler function, as in Microdot
         if handler is not None and handler in self.protected_routes:
             return True
         return (self.protect_all and request.method.upper() not in self.SAFE_METHODS
