@@ -309,7 +309,9 @@ def cookies_of(header):
     ('a="x y"', {'a': '"x y"'}),
     ('a=x=y', {'a': 'x=y'}),
     ('a=', {'a': ''}),
-    ('a=1; a=2', {'a': '1'}),
+    ('a=1; a=2', {'a': '2'}),  # the last wins, as in Microdot
+    ('a=1; ', {'a': '1'}),  # beyond Microdot: an empty pair is not a cookie named ''
+    (' b = 2 ', {'b': '2'}),  # beyond Microdot: names and values trimmed
 ])
 def test_cookie_parsing(header, expected):
     assert cookies_of(header) == expected

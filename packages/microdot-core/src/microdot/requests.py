@@ -74,17 +74,17 @@ def parse_cookies(header: Optional[str]) -> Dict[str, str]:
     """Cookies from a ``Cookie`` header, as Microdot reads them.
 
     A pair without ``=`` is a cookie with an empty value (``flag`` gives
-    ``{'flag': ''}``), and values are kept as sent, quotes included. Unlike Microdot,
-    spaces around a name or value are trimmed, an empty name is ignored, and of two
-    cookies with the same name the first wins: browsers send the one with the most
-    specific path first (RFC 6265, section 5.4).
+    ``{'flag': ''}``), values are kept as sent, quotes included, and of two cookies
+    with the same name the last wins, all as in Microdot. Unlike Microdot, spaces
+    around a name or value are trimmed and an empty pair (``a=1; ``) is not a cookie
+    named ``''``.
     """
     cookies: Dict[str, str] = {}
     if header:
         for pair in header.split(';'):
             name, _, value = pair.partition('=')
             name = name.strip()
-            if name and name not in cookies:
+            if name:
                 cookies[name] = value.strip()
     return cookies
 
