@@ -9,13 +9,15 @@ line the generator's ``finally`` writes.
 """
 import importlib.util
 import socket
+import ssl
 import struct
+import subprocess
 import sys
 import time
 
 import pytest
 
-from support import ROOT, ServerProcess, free_port, wait_for_line
+from support import ROOT, ServerProcess, free_port, serve, wait_for_line
 
 APPS = str(ROOT / 'tests' / 'apps')
 #: How long after the client leaves the body's cleanup must have run.
@@ -102,3 +104,43 @@ def test_client_leaving_stops_an_endless_stream(server, path, frames, how):
             'the body was not closed within %.1f s of the client leaving'
             % CLEANUP_DEADLINE)
         time.sleep(0.02)
+
+
+@pytest.fixture(scope='module')
+def certificate(tmp_path_factory):
+    """A self-signed certificate and key for 127.0.0.1."""
+    folder = tmp_path_factory.mktemp('tls')
+    cert, key = folder / 'cert.pem', folder / 'key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days',
+                    '1', '-subj', '/CN=127.0.0.1', '-keyout', str(key), '-out', str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize('how', ['close', 'close_notify'])
+@pytest.mark.parametrize('worker', ['sync', 'gthread'])
+def test_gunicorn_over_tls_stops_a_waiting_stream_when_the_client_leaves(
+        worker, how, certificate, tmp_path):
+    """Over TLS the adapter looks at the TCP stream under the TLS socket; a client
+    may close it with or without a TLS close_notify alert first."""
+    cert, key = certificate
+    events = tmp_path / 'events.txt'
+    port = free_port()
+    command = server_cmd('gunicorn-' + worker, port)
+    command[-1:-1] = ['--certfile', str(cert), '--keyfile', str(key)]
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    with serve(command, port, cwd=APPS, env={'MICRODOT_TEST_EVENTS': str(events)}):
+        raw = socket.create_connection(('127.0.0.1', port), timeout=10)
+        with context.wrap_socket(raw) as sock:
+            sock.sendall(b'GET /async-slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+            read_frames(sock, 1)
+            assert wait_for_line(events, 'async-slow started')
+            if how == 'close_notify':
+                sock.setblocking(False)
+                try:
+                    sock.unwrap()  # sends the alert; the server does not answer it
+                except (ssl.SSLWantReadError, ssl.SSLError, OSError):
+                    pass
+        assert wait_for_line(events, 'async-slow stopped', CLEANUP_DEADLINE), \
+            'the body was not closed within %.1f s' % CLEANUP_DEADLINE

@@ -179,6 +179,22 @@ def test_data_from_the_client_does_not_stop_the_body(client_socket):
     assert record == ['closed']
 
 
+@pytest.mark.skipif(not wsgi_module._POLLRDHUP, reason='needs POLLRDHUP (Linux)')
+def test_client_leaving_after_sending_data_stops_the_body(client_socket):
+    """Data the server has not read does not hide the client leaving afterwards."""
+    server, client = client_socket
+    record = []
+    body = start(idle_app(record), '/idle', **{'gunicorn.socket': server})[1]
+    assert next(body) == b'frame'
+    client.sendall(b'GET / HTTP/1.1\r\n\r\n')
+    threading.Timer(0.3, client.close).start()
+    started = time.monotonic()
+    with pytest.raises(ConnectionResetError):
+        next(body)
+    assert 0.3 <= time.monotonic() - started < 1
+    assert record == ['closed']
+
+
 def test_http2_connections_are_not_watched(client_socket):
     server, client = client_socket
     body = start(idle_app([], pause=0.2), '/idle', SERVER_PROTOCOL='HTTP/2',

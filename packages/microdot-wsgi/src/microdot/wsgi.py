@@ -23,6 +23,7 @@ import contextvars
 import errno
 import logging
 import os
+import select
 import signal
 import socket
 import ssl
@@ -332,13 +333,31 @@ def _header_name(key: str) -> Tuple[str, ...]:
     return name
 
 
+#: poll() event for "the peer closed its end", even with data left unread (Linux).
+_POLLRDHUP: int = getattr(select, 'POLLRDHUP', 0)
+#: Seconds between two hang-up checks of a socket with unread data.
+_HANGUP_POLL = 0.25
+
+
+def _hung_up(fd: int) -> bool:
+    """Whether the peer of socket ``fd`` closed or reset the connection, even if data
+    it sent before is still unread (``POLLRDHUP``; False where it is unknown)."""
+    if not _POLLRDHUP:  # pragma: no cover - not Linux
+        return False
+    poller = select.poll()
+    poller.register(fd, _POLLRDHUP)
+    return any(events & (_POLLRDHUP | select.POLLHUP | select.POLLERR)
+               for _, events in poller.poll(0))
+
+
 class _BodyIterable:
     """A streamed response body; ``close()`` stops the application's generator.
 
     Under gunicorn (``environ['gunicorn.socket']``, HTTP/1.x) it also watches the
     client's socket while it waits for the next chunk: a client that closes or resets
     the connection stops the body at once, even while the body is idle between
-    chunks (a failed write already stops it: gunicorn then calls ``close()``).
+    chunks (a failed write already stops it: gunicorn then calls ``close()``), and
+    the response ends with ``ECONNRESET``, which gunicorn takes quietly.
     """
 
     def __init__(self, adapter: WSGIAdapter, res: Response,
@@ -357,6 +376,9 @@ class _BodyIterable:
                 self.sock = None
         #: Set when the client was seen leaving.
         self.gone = False
+        #: The client sent data the server has not read: watched with ``_hung_up``.
+        self.unread = False
+        self.check_timer: Optional[asyncio.TimerHandle] = None
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -374,7 +396,10 @@ class _BodyIterable:
             raise ConnectionResetError(errno.ECONNRESET, 'the client went away')
         task = asyncio.ensure_future(self.iterator.__anext__(), loop=loop)
         fd = self.fd
-        loop.add_reader(fd, self._client_readable, task)
+        if self.unread:
+            self.check_timer = loop.call_later(_HANGUP_POLL, self._check_hangup, task)
+        else:
+            loop.add_reader(fd, self._client_readable, task)
         try:
             return loop.run_until_complete(task)
         except StopAsyncIteration:
@@ -392,13 +417,17 @@ class _BodyIterable:
                 loop.run_until_complete(asyncio.wait({task}))
             raise
         finally:
-            if self.sock is not None:
-                loop.remove_reader(fd)
+            loop.remove_reader(fd)
+            if self.check_timer is not None:
+                self.check_timer.cancel()
+                self.check_timer = None
 
     def _client_readable(self, task: 'asyncio.Future[bytes]') -> None:
         """The client's socket is readable while a chunk is awaited: stop the body if
-        the client closed or reset the connection (more data, such as a pipelined
-        request, is left alone and the socket no longer watched)."""
+        the client closed or reset the connection. Data from the client (a pipelined
+        request, a TLS alert) is left for the server; from then on the socket is
+        checked for a hang-up every ``_HANGUP_POLL`` seconds instead (where the system
+        can tell, see ``_hung_up``), or no longer watched."""
         sock = self.sock
         if sock is None:  # pragma: no cover - no longer watched
             return
@@ -415,11 +444,28 @@ class _BodyIterable:
             data = b''
         assert self.loop is not None
         self.loop.remove_reader(self.fd)
-        if data:
-            self.sock = None
+        if not data:
+            self._stop(task)
+        elif _POLLRDHUP:
+            self.unread = True
+            self._check_hangup(task)
         else:
-            self.gone = True
-            task.cancel()
+            self.sock = None
+
+    def _check_hangup(self, task: 'asyncio.Future[bytes]') -> None:
+        """With unread data on the socket: stop the body if the client has hung up
+        since, else check again in ``_HANGUP_POLL`` seconds."""
+        self.check_timer = None
+        if _hung_up(self.fd):
+            self._stop(task)
+        elif not task.done():
+            assert self.loop is not None
+            self.check_timer = self.loop.call_later(_HANGUP_POLL, self._check_hangup, task)
+
+    def _stop(self, task: 'asyncio.Future[bytes]') -> None:
+        """The client went away: cancel the wait for the next chunk."""
+        self.gone = True
+        task.cancel()
 
     def close(self) -> None:
         loop = self.loop or self.adapter.loop()
