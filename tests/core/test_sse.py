@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from microdot import Microdot, Request
+from microdot import Microdot, Request, Response
 from microdot.sse import SSE, sse_response, with_sse
 from microdot.test_client import TestClient
 
@@ -117,6 +117,18 @@ def test_invalid_fields_are_refused(kwargs):
     run(main())
 
 
+def test_sse_response_is_a_tuple_as_in_microdot():
+    async def events(request, sse):
+        await sse.send('x')
+
+    req = Request(None, ('127.0.0.1', 1), 'GET', '/events', '1.1', {})
+    body, status, headers = sse_response(req, events)
+    assert status == 200
+    assert headers['Content-Type'] == 'text/event-stream'
+    assert hasattr(body, '__aiter__')
+    run(body.aclose())
+
+
 def test_sse_response_passes_arguments():
     app = Microdot()
 
@@ -172,7 +184,7 @@ def test_event_function_error_propagates_after_queued_events():
 
     async def main():
         req = Request(None, ('127.0.0.1', 1), 'GET', '/events', '1.1', {})
-        iterator = sse_response(req, events).body_iter()
+        iterator = Response(*sse_response(req, events)).body_iter()
         assert await iterator.__anext__() == b'data: before\n\n'
         with pytest.raises(RuntimeError, match='broken feed'):
             await iterator.__anext__()
@@ -189,7 +201,7 @@ def test_event_function_error_after_the_client_left_is_logged(caplog):
 
     async def main():
         req = Request(None, ('127.0.0.1', 1), 'GET', '/events', '1.1', {})
-        iterator = sse_response(req, events).body_iter()
+        iterator = Response(*sse_response(req, events)).body_iter()
         assert await iterator.__anext__() == b'data: first\n\n'
         await asyncio.sleep(0)  # the event function fails while nobody reads
         await iterator.aclose()  # the client left: the error is only logged

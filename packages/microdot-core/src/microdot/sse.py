@@ -22,10 +22,10 @@ import asyncio
 import logging
 import re
 from collections import deque
-from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Union
+from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Tuple, Union
 
 from .helpers import wraps
-from .responses import Response, _dumps
+from .responses import _dumps
 
 __all__ = ['SSE', 'sse_response', 'with_sse']
 
@@ -195,21 +195,28 @@ class _EventStream:
 
 
 def _stream_response(request: Any, event_function: EventFunction, args: Any,
-                     kwargs: Any, keepalive: Any = _DEFAULT) -> Response:
+                     kwargs: Any, keepalive: Any = _DEFAULT
+                     ) -> Tuple[Any, int, Dict[str, str]]:
     sse = SSE(keepalive)
 
     async def run() -> None:
         await event_function(request, sse, *args, **kwargs)
 
-    return Response(_EventStream(sse, run), headers={
+    return _EventStream(sse, run), 200, {
         'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache',
-        'X-Accel-Buffering': 'no'})
+        'X-Accel-Buffering': 'no'}
 
 
 def sse_response(request: Any, event_function: EventFunction, *args: Any,
-                 **kwargs: Any) -> Response:
-    """A streaming response whose events come from
-    ``await event_function(request, sse, *args, **kwargs)``."""
+                 **kwargs: Any) -> Tuple[Any, int, Dict[str, str]]:
+    """The answer for an SSE route, as Microdot's: a ``(body, 200, headers)`` tuple that
+    a handler returns, whose body streams the events of
+    ``await event_function(request, sse, *args, **kwargs)``.
+
+    :param request: the request being answered.
+    :param event_function: ``async def f(request, sse, *args, **kwargs)``; it sends
+        events with ``await sse.send(...)`` and the stream ends when it returns.
+    """
     return _stream_response(request, event_function, args, kwargs)
 
 
@@ -221,7 +228,8 @@ def with_sse(f: Optional[EventFunction] = None, *, keepalive: Any = _DEFAULT) ->
     """
     def decorator(handler: EventFunction) -> Callable[..., Any]:
         @wraps(handler)
-        async def sse_handler(request: Any, *args: Any, **kwargs: Any) -> Response:
+        async def sse_handler(request: Any, *args: Any, **kwargs: Any
+                              ) -> Tuple[Any, int, Dict[str, str]]:
             return _stream_response(request, handler, args, kwargs, keepalive)
         return sse_handler
 
