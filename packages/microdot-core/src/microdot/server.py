@@ -492,9 +492,11 @@ class HTTPConnection(asyncio.Protocol):
         self._raw = bytearray()
         self._raw_eof = False
         self.deadline: Optional[float] = None
-        #: when output stopped draining (or a close with output pending), plus
-        #: write_timeout: the connection is aborted then
+        #: while output waits for the client (writing paused, or a close with output
+        #: pending): when the connection is aborted unless the client reads some of
+        #: it; _write_mark is the output pending when the client last read
         self.write_deadline: Optional[float] = None
+        self._write_mark = 0
         self._closing = False
         #: loop time since which the connection waits for a request (see reclaimable)
         self.idle_since = 0.0
@@ -593,15 +595,21 @@ class HTTPConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        self.write_deadline = self.loop.time() + self.server.write_timeout
+        self._arm_write_deadline()
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        # the client reads: a new deadline only for the rest of a closing connection
-        self.write_deadline = self.loop.time() + self.server.write_timeout \
-            if self._closing else None
+        if self._closing:
+            self._arm_write_deadline()  # for the rest of the output
+        else:
+            self.write_deadline = None
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
+
+    def _arm_write_deadline(self) -> None:
+        self.write_deadline = self.loop.time() + self.server.write_timeout
+        self._write_mark = self.transport.get_write_buffer_size() \
+            if self.transport is not None else 0
 
     # -- helpers --------------------------------------------------------------------
 
@@ -635,11 +643,16 @@ class HTTPConnection(asyncio.Protocol):
             if waiter is not None and not waiter.done():
                 waiter.set_exception(_Timeout())
         deadline = self.write_deadline
-        if deadline is not None and deadline <= now and self.transport is not None:
-            logger.debug('Aborting the connection from %s: it read nothing for %.1fs',
-                         self.client_addr, self.server.write_timeout)
-            self.write_deadline = None
-            self.transport.abort()  # connection_lost stops the response and its body
+        if deadline is not None and self.transport is not None:
+            pending = self.transport.get_write_buffer_size()
+            if pending < self._write_mark:  # the client read some since: a new period
+                self._write_mark = pending
+                self.write_deadline = now + self.server.write_timeout
+            elif deadline <= now:
+                logger.debug('Aborting the connection from %s: it read nothing for %.1fs',
+                             self.client_addr, self.server.write_timeout)
+                self.write_deadline = None
+                self.transport.abort()  # connection_lost stops the response and body
 
     def reclaimable(self, now: float) -> bool:
         """Whether the connection has waited for a request (first or next) for
@@ -832,7 +845,7 @@ class HTTPConnection(asyncio.Protocol):
                     # without progress at most; the connection counts until then
                     self._closing = True
                     if self.write_deadline is None:
-                        self.write_deadline = self.loop.time() + server.write_timeout
+                        self._arm_write_deadline()
                 else:
                     server.forget(self)
                 transport.close()
