@@ -342,3 +342,30 @@ def test_failed_send_closes_an_endless_body(path):
     asyncio.run(main())
     assert time.monotonic() - started < 1  # (a blocked loop ignores wait_for)
     assert record == [path[1:] + ' closed']
+
+
+def test_plain_app_served_through_the_adapter_stops_the_server_too(kills):
+    """``microdot run app:app --server uvicorn`` with a plain ``microdot.Microdot``:
+    its ``shutdown()`` stops the ASGI server, after the response."""
+    import microdot
+    app = microdot.Microdot()
+    log = []
+
+    @app.route('/stop')
+    async def stop(req):
+        req.app.shutdown()
+        return 'bye'
+
+    adapter = asgi_adapter(app)
+    assert asgi_adapter(app).app is app  # wrapping again changes nothing
+    real_kill = os.kill
+    os.kill = lambda pid, sig: (log.append('SIGTERM'), kills.append((pid, sig)))
+    try:
+        asyncio.run(request(adapter, '/stop', log))
+    finally:
+        os.kill = real_kill
+    assert log[-2:] == ['http.response.body (last)', 'SIGTERM'], log
+    stopped = []
+    app.server = types.SimpleNamespace(shutdown=lambda: stopped.append('builtin'))
+    app.shutdown()  # on the built-in server, the built-in server's shutdown
+    assert stopped == ['builtin'] and len(kills) == 1

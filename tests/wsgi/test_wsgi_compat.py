@@ -225,3 +225,27 @@ def test_worker_timeout_while_the_body_waits_still_closes_it(client_socket):
         signal.signal(signal.SIGALRM, previous)
     assert record == ['closed']
     body.close()
+
+
+def test_plain_app_served_through_the_adapter_stops_the_server_too(kills):
+    """``microdot run app:app --server gunicorn`` with a plain ``microdot.Microdot``:
+    its ``shutdown()`` stops the WSGI server, after the response."""
+    import microdot
+    from microdot.wsgi import wsgi_adapter
+    app = microdot.Microdot()
+
+    @app.route('/stop')
+    def stop(req):
+        req.app.shutdown()
+        return 'bye'
+
+    adapter = wsgi_adapter(app)
+    wsgi_adapter(app)  # wrapping again changes nothing
+    body = start(adapter, '/stop')[1]
+    assert b''.join(body) == b'bye' and kills == []
+    body.close()
+    assert kills == [(os.getpid(), signal.SIGTERM)]
+    stopped = []
+    app.server = types.SimpleNamespace(shutdown=lambda: stopped.append('builtin'))
+    app.shutdown()
+    assert stopped == ['builtin'] and len(kills) == 1

@@ -548,10 +548,33 @@ def _wire_name(name: str) -> bytes:
 
 
 def asgi_adapter(app: Any) -> ASGIAdapter:
-    """Wrap a plain ``microdot.Microdot`` application as an ASGI 3 callable."""
+    """Wrap a plain ``microdot.Microdot`` application as an ASGI 3 callable.
+
+    The application's ``shutdown()`` then stops this server as well (as it does for
+    ``microdot.asgi.Microdot``), whenever the built-in server is not running it.
+    """
     if isinstance(app, Microdot):
         return app._asgi
+    _stop_server_on_shutdown(app)
     return ASGIAdapter(app)
+
+
+def _stop_server_on_shutdown(app: Any) -> None:
+    """Give ``app`` (a plain ``microdot.Microdot``) a ``shutdown()`` that stops the
+    ASGI server when the built-in server is not running it (once per application)."""
+    builtin = getattr(app, 'shutdown', None)
+    if builtin is None or getattr(builtin, 'stops_asgi_server', False):
+        return
+
+    def shutdown() -> None:
+        if getattr(app, 'server', None) is not None:
+            builtin()
+        else:
+            _server_shutdown.request()
+
+    shutdown.stops_asgi_server = True  # type: ignore[attr-defined]
+    shutdown.__doc__ = Microdot.shutdown.__doc__
+    app.shutdown = shutdown
 
 
 class Microdot(BaseMicrodot):

@@ -752,10 +752,33 @@ class SocketTakeover:
 
 
 def wsgi_adapter(app: Any) -> WSGIAdapter:
-    """Wrap a plain ``microdot.Microdot`` application as a WSGI callable."""
+    """Wrap a plain ``microdot.Microdot`` application as a WSGI callable.
+
+    The application's ``shutdown()`` then stops this server as well (as it does for
+    ``microdot.wsgi.Microdot``), whenever the built-in server is not running it.
+    """
     if isinstance(app, Microdot):
         return app._wsgi
+    _stop_server_on_shutdown(app)
     return WSGIAdapter(app)
+
+
+def _stop_server_on_shutdown(app: Any) -> None:
+    """Give ``app`` (a plain ``microdot.Microdot``) a ``shutdown()`` that stops the
+    WSGI server when the built-in server is not running it (once per application)."""
+    builtin = getattr(app, 'shutdown', None)
+    if builtin is None or getattr(builtin, 'stops_wsgi_server', False):
+        return
+
+    def shutdown() -> None:
+        if getattr(app, 'server', None) is not None:
+            builtin()
+        else:
+            _server_shutdown.request()
+
+    shutdown.stops_wsgi_server = True  # type: ignore[attr-defined]
+    shutdown.__doc__ = Microdot.shutdown.__doc__
+    app.shutdown = shutdown
 
 
 class Microdot(BaseMicrodot):
