@@ -220,8 +220,8 @@ _FRAMING_FIELDS = frozenset(
 # from a framing field: a field named e.g. 'Content_Length' is refused, so that a
 # proxy ignoring it and a back end honouring it never read one request two ways.
 _UNDERSCORE_LOOKALIKES = frozenset((
-    'content-length', 'transfer-encoding', 'content-type', 'host', 'connection',
-    'expect', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-connection'))
+    'content-length', 'transfer-encoding', 'content-type', 'keep-alive',
+    'proxy-connection'))
 
 #: Fields that must not appear in a trailer section (RFC 9110 §6.5.1:
 #: framing, routing, authentication, request modifiers, controls, content

@@ -129,8 +129,8 @@ class Server:
         self.connections: Set['HTTPConnection'] = set()
         #: connections per client key (only when per_client is set)
         self._clients: Dict[Any, Set['HTTPConnection']] = {}
-        #: refused connections kept open a moment (see ``_LINGER``)
-        self._lingering: Set['HTTPConnection'] = set()
+        #: refused connections kept open a moment (see ``_LINGER``), oldest first
+        self._lingering: Dict['HTTPConnection', None] = {}
         #: idle connections found by the last scan, oldest first (see _reclaim)
         self._idle_queue: Deque['HTTPConnection'] = deque()
         self._idle_scan_empty_at = -1.0
@@ -359,6 +359,8 @@ class Server:
 
     async def _stop(self) -> None:
         self.shutdown()
+        for conn in list(self._lingering):
+            conn.abort()  # refused ones: they have their 503
         for server in self._servers:
             await server.wait_closed() if not self.connections else None
         if self.connections:
@@ -539,12 +541,16 @@ class HTTPConnection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         if len(server._lingering) >= max(64, server.max_connections):
-            transport.close()  # too many lingering already: close at once
-            return
+            # bounded: the one refused longest ago goes (it had its 503 and its input
+            # was read, so closing it sends no reset)
+            oldest = next(iter(server._lingering))
+            del server._lingering[oldest]
+            if oldest.transport is not None:
+                oldest.transport.abort()
         self.data_received = self._drop  # type: ignore[method-assign]
         self.eof_received = self._eof_when_refused  # type: ignore[method-assign]
         self.linger_deadline = self.loop.time() + _LINGER
-        server._lingering.add(self)
+        server._lingering[self] = None
         if transport.can_write_eof():
             transport.write_eof()
 
@@ -586,7 +592,7 @@ class HTTPConnection(asyncio.Protocol):
         self._raw_eof = True
         if self.task is None or self.task.done():
             self.server.forget(self)  # else the request loop does, when it ends
-        self.server._lingering.discard(self)
+        self.server._lingering.pop(self, None)
         self._wake()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_exception(ConnectionResetError('connection lost'))
