@@ -133,6 +133,28 @@ def test_builtin_server_sends_204_without_content_length():
     assert raw.endswith(b'\r\n\r\n')
 
 
+def test_builtin_server_answers_500_when_routing_reaches_a_malformed_pattern():
+    # Microdot 2.7: the ValueError of the pattern escapes the connection handler, and the
+    # client gets no answer at all (the connection is closed). The test client raises
+    # it, as Microdot's does (test_app_compat.py).
+    app = Microdot()
+
+    @app.route('/<bad')
+    async def bad(req):
+        return 'never'
+
+    with live_server(app) as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as s:
+            s.sendall(b'GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            raw = b''
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                raw += chunk
+    assert raw.startswith(b'HTTP/1.1 500 ')
+
+
 # -- Test client ---------------------------------------------------------------------
 
 def test_test_client_answers_an_overlong_header_with_400():
