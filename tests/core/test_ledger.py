@@ -61,6 +61,13 @@ def test_urlencode_does_not_encode_twice():
     # encoded again), so the receiver decodes 'a%2Bb'; non-ASCII text is left raw.
     assert urlencode('a+b c') == 'a%2Bb+c'
     assert urlencode('caf\u00e9') == 'caf%C3%A9'
+    assert urlencode('a"<b>') == 'a%22%3Cb%3E'  # not allowed in a URI (RFC 3986)
+
+
+def test_urlencode_leaves_what_microdot_leaves():
+    # as Microdot: only what ends or splits a value is escaped; '/', ':', '@' ... stay
+    assert urlencode("x/y:z@w!$'()*,;") == "x/y:z@w!$'()*,;"
+    assert urlencode('&=?#%') == '%26%3D%3F%23%25'
 
 
 # -- Responses and files -------------------------------------------------------------

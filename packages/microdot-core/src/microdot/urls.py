@@ -5,9 +5,20 @@ from typing import Union
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 
+#: Characters ``urlencode`` leaves as they are, as Microdot does: those a URI may hold
+#: in a query value except the ones that end or split it (``& = # ? + %``).
+_URLENCODE_SAFE = "/:@!$'()*,;[]"
+
+
 def urlencode(s: str) -> str:
-    """Encode ``s`` for a query string or form value (space becomes ``+``)."""
-    return quote(s, safe='').replace('%20', '+')
+    """Encode ``s`` for a query string or form value (space becomes ``+``).
+
+    As Microdot, only the characters that would end or split the value are escaped
+    (``% + & = # ?``); unlike Microdot, each is escaped once (``+`` is ``%2B``, not
+    ``%252B``) and characters a URI cannot hold (non-ASCII as UTF-8, controls,
+    ``"<>\\^`{|}``) are percent-encoded too.
+    """
+    return quote(s, safe=_URLENCODE_SAFE).replace('%20', '+')
 
 
 def urldecode_str(s: str) -> str:
