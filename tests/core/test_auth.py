@@ -73,6 +73,14 @@ def test_basic_auth_success(sync_callback):
     assert res.json == {'user': 'alice'}
 
 
+def test_credentials_not_in_the_charset_are_refused():
+    # as Microdot: Latin-1 credentials against the default UTF-8 charset are a 401
+    app, _ = make_basic_app()
+    assert get(app, Authorization=basic('zoë', 'ünïcode', 'latin-1')).status_code == 401
+    app, _ = make_basic_app(charset='latin-1')
+    assert get(app, Authorization=basic('zoë', 'ünïcode', 'latin-1')).json == {'user': 'zoë'}
+
+
 def test_basic_auth_failure_answer():
     app, _ = make_basic_app()
     res = get(app, Authorization=basic('alice', 'wrong'))

@@ -104,12 +104,10 @@ class BasicAuth(BaseAuth):
         except (binascii.Error, ValueError):
             return None
         try:
+            # as Microdot: credentials that are not in the announced charset fail
             text = raw.decode(self.charset or 'utf-8')
         except (UnicodeDecodeError, LookupError):
-            try:
-                text = raw.decode('latin-1')  # RFC 7617's historical default
-            except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
-                return None
+            return None
         username, sep, password = text.partition(':')
         if not sep:
             return None
