@@ -77,6 +77,13 @@ def test_no_browser_headers_allowed():
     assert send(app).status_code == 200
 
 
+def test_empty_origin_counts_as_absent():
+    # as Microdot: an empty Origin header is no Origin at all
+    app, _ = make_app()
+    assert send(app, Origin='').status_code == 200
+    assert send(app, **{'Origin': '', 'Sec-Fetch-Site': 'cross-site'}).status_code == 403
+
+
 def test_exempt_and_protect():
     app, _ = make_app()
     cross = {'Sec-Fetch-Site': 'cross-site', 'Origin': 'https://evil.example'}

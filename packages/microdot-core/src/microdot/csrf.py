@@ -76,12 +76,12 @@ class CSRF:
     def is_allowed(self, request: Any) -> bool:
         """True if ``request`` may proceed (it is not a cross-site forgery)."""
         sfs = (request.headers.get('Sec-Fetch-Site') or '').strip().lower()
-        origin = request.headers.get('Origin')
+        origin = (request.headers.get('Origin') or '').strip()  # empty: absent, as Microdot
         if sfs in ('same-origin', 'none') or (sfs == 'same-site' and self.allow_subdomains):
             add_vary(request, 'Sec-Fetch-Site')
             return True
-        if origin is not None:
-            parsed = parse_origin(origin.strip())
+        if origin:
+            parsed = parse_origin(origin)
             if parsed is None:
                 return False  # "null" (sandboxed, file://, redirects) or malformed
             if not sfs and self._is_own_origin(request, parsed):
