@@ -406,15 +406,14 @@ class RequestParser:
 
     # -- blank-line search ---------------------------------------------------
 
-    def _find_section(self, max_len: int,
-                      trailers: bool = False) -> tuple[list[str], int] | None:
+    def _find_section(self, max_len: int) -> tuple[Any, ...] | None:
         """Split off the field section that starts at _pos and ends in an empty line.
 
         Returns its lines (latin-1 decoded, terminators removed, '' last) and
-        its size in bytes, moving _pos past the empty line; None if incomplete.
-        All lines must end alike: CRLF, or (a request written by hand) bare LF;
-        a bare LF among CRLF lines is refused, as a proxy may not split there.
-        A trailer section must use the head's line ending when that was CRLF.
+        its size in bytes, plus False when the lines end in bare LF (a request
+        written by hand), moving _pos past the empty line; None if incomplete.
+        All lines must end alike: a bare LF among CRLF lines is refused, as a
+        proxy may not split there.
         """
         buf = self._buf
         pos = self._pos
@@ -432,8 +431,6 @@ class RequestParser:
             crlf = 2 * len(lines) - 2
             if len(raw.translate(None, _FIELD_BYTES_NO_CRLF)) == crlf:
                 self._pos = self._scan = i + 4
-                if not trailers:
-                    self._crlf = True
                 return lines, i + 2 - pos
             if raw.count(b'\n') * 2 == crlf:  # no bare LF
                 if raw.count(b'\r') * 2 != crlf:
@@ -455,16 +452,12 @@ class RequestParser:
         if last_lf != j or b'\r\n' in raw:
             # some line ends in CRLF, another (at least the last) in a bare LF
             raise _bad('bare LF among CRLF line endings')
-        if trailers and self._crlf:
-            raise _bad('bare LF in the trailers of a request using CRLF')
         lines = raw.decode('latin-1').split('\n')
         for line in lines:
             if '\r' in line:
                 raise _bad('bare CR in request head')
-        if not trailers:
-            self._crlf = False
         self._pos = self._scan = end
-        return lines, last_lf + 1 - pos
+        return lines, last_lf + 1 - pos, False
 
     def _check_field_limits(self, lines: list[str], first: int,
                             size: int) -> None:
@@ -543,7 +536,7 @@ class RequestParser:
         if n - last - 1 > self.max_header_line + 1:
             raise ProtocolError(431, 'request header field line too long')
 
-    def _parse_head(self, lines: list[str], size: int) -> RequestHead:
+    def _parse_head(self, lines: list[str], size: int, crlf: bool = True) -> RequestHead:
         request_line = lines[0]
         if len(request_line) > self.max_request_line:
             raise ProtocolError(414, 'request line too long')
@@ -570,6 +563,8 @@ class RequestParser:
                 if special is None:
                     special = {lname: [value]}
                 elif lname in special:
+                    if lname == 'content-type' and value != special[lname][0]:
+                        raise _bad('more than one Content-Type value')
                     special[lname].append(value)
                 else:
                     special[lname] = [value]
@@ -602,10 +597,6 @@ class RequestParser:
                 chunked = True
             elif cl is not None:
                 content_length = _parse_content_length(cl)
-            ctype = special.get('content-type')
-            if ctype is not None and len(ctype) > 1 and \
-                    any(value != ctype[0] for value in ctype):
-                raise _bad('more than one Content-Type value')
             conn = special.get('connection')
             if conn is not None:
                 tokens = _lower_list(conn)
@@ -642,6 +633,7 @@ class RequestParser:
 
         if chunked:
             self._state = _S_CHUNK_SIZE
+            self._crlf = crlf  # its chunked framing must end lines the same way
         elif content_length:
             self._state = _S_BODY
             self._remaining = content_length
@@ -755,7 +747,7 @@ class RequestParser:
             self._state = _S_DONE
             return EndOfMessage([])
         mhb = self.max_header_bytes
-        found = self._find_section(mhb + 2, trailers=True)
+        found = self._find_section(mhb + 2)
         if found is None:
             if n - pos > mhb + 1:
                 raise ProtocolError(431, 'trailer section too large')
@@ -763,7 +755,9 @@ class RequestParser:
             if n - max(last + 1, pos) > self.max_header_line + 1:
                 raise ProtocolError(431, 'trailer field line too long')
             return self._need_data('trailer section')
-        lines, size = found
+        if len(found) > 2 and self._crlf:
+            raise _bad('bare LF in the trailers of a request using CRLF')
+        lines, size = found[0], found[1]
         self._check_field_limits(lines, 0, size)
         trailers: list[tuple[str, str]] = []
         known_name = _NAME_CACHE.get

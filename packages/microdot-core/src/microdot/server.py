@@ -494,19 +494,28 @@ class HTTPConnection(asyncio.Protocol):
         self._raw = bytearray()
         self._raw_eof = False
         self.deadline: Optional[float] = None
+        self.keep_alive = False
+        self.expect_continue = False
+        #: loop time since which the connection waits for a request (see reclaimable)
+        self.idle_since = 0.0
+        #: body bytes received, and seconds spent waiting for them, for body_min_rate
+        self._body_got = 0
+        self._body_waited = 0.0
         #: while output waits for the client (writing paused, or a close with output
         #: pending): when the connection is aborted unless the client reads some of
         #: it; _write_mark is the output pending when the client last read
         self.write_deadline: Optional[float] = None
         self._write_mark = 0
         self._closing = False
-        #: loop time since which the connection waits for a request (see reclaimable)
-        self.idle_since = 0.0
+        #: what the per-client limit counts by (None: not counted per client)
         self.client_key: Any = None
-        self.linger_deadline = 0.0
-        self._body_got = 0
-        self._body_waited = 0.0
         self.sock = (_SockReader(self), _SockWriter(self))
+
+    # CPython 3.11 keeps attribute access fast for up to 30 instance attribute names
+    # per class, first come first served: the ones above are all set here, so that
+    # these of refused connections only (and their data_received / eof_received) come
+    # after them.
+    linger_deadline = 0.0
 
     # -- asyncio.Protocol -----------------------------------------------------------
 
@@ -800,15 +809,14 @@ class HTTPConnection(asyncio.Protocol):
                 head = event
                 self.keep_alive = head.keep_alive and not server.stopping
                 self.expect_continue = head.expect_continue
-                if head.content_length or head.chunked:
-                    self._body_got = 0
-                    self._body_waited = 0.0
                 req = Request.from_head(app, head, self.client_addr, self._receive,
                                         sock=self.sock,
                                         scheme=self.scheme)
                 if req.content_length > req.max_content_length:
                     self.expect_continue = False  # refuse before the client sends it
-                if req._stream is not None:
+                if req._stream is not None:  # a body: its deadlines count from here
+                    self._body_got = 0
+                    self._body_waited = 0.0
                     try:
                         await req._read_body()
                     except HTTPException as exc:
