@@ -167,12 +167,23 @@ def test_filename_variants():
             b'--B--\r\n')
     res = post(app, body, ctype('B'))
     files = res.json['files']
-    assert files['a'][0]['filename'] == '€ rates.txt'
+    # RFC 7578 4.2: filename*= must not be sent; as Microdot, filename= is the name
+    assert files['a'][0]['filename'] == 'plain.txt'
     assert files['b'][0]['filename'] == '' and files['b'][0]['size'] == 0
     assert files['c'][0]['filename'] == 'na"me.txt'
     assert files['d'][0]['filename'] == 'C:\\dir\\f.txt'
     assert files['e'][0]['filename'] == 'café.txt'
     assert files['a'][0]['content_type'] is None
+
+
+def test_filename_star_alone_is_a_field_not_a_file():
+    # as Microdot: a part named only with filename*= has no filename, so it is a field
+    app = form_app()
+    body = (b'--B\r\nContent-Disposition: form-data; name="a"; '
+            b"filename*=UTF-8''x.txt\r\n\r\nvalue\r\n--B--\r\n")
+    res = post(app, body, ctype('B'))
+    assert res.json['files'] == {}  # no file part (an empty dict, as in Microdot)
+    assert res.json['form'] == [['a', ['value']]]
 
 
 def test_field_charset():

@@ -11,7 +11,7 @@ Request size limits still apply: the default ``Request.max_content_length`` is
 are not read into memory by the server; they are left in ``request.stream``.
 
 Beyond Microdot: quoted boundaries, repeated fields and files (``getlist``),
-``filename*=`` names, limits on part headers, part count and field sizes, and a
+limits on part headers, part count and field sizes, and a
 400 answer (413 for a limit) for malformed bodies instead of a crash.
 """
 from __future__ import annotations
@@ -229,7 +229,10 @@ class FormDataIter:
             raise HTTPException(400, 'Malformed multipart body')
         headers = NoCaseDict(event.headers)
         try:
-            disposition, params = parse_options_header(headers.get('Content-Disposition'))
+            # RFC 7578, 4.2: senders must not use filename*=; like Microdot, only
+            # filename= names the file
+            disposition, params = parse_options_header(
+                headers.get('Content-Disposition'), extended=False)
         except MultipartError:
             raise HTTPException(400, 'Malformed multipart part header') from None
         name = params.get('name')

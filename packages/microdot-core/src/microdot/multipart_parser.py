@@ -259,19 +259,20 @@ def _decode_extended(value: str) -> Optional[str]:
         return unquote(parts[2], encoding='utf-8', errors='replace')
 
 
-def parse_options_header(value: Optional[str]) -> Tuple[str, Dict[str, str]]:
+def parse_options_header(value: Optional[str], extended: bool = True
+                         ) -> Tuple[str, Dict[str, str]]:
     """Split ``type/sub; a=1; b="x y"`` into the lower-case value and its parameters.
 
-    Parameter names are lower-cased; ``name*=charset''text`` (RFC 8187) values are
-    decoded and take precedence over plain ``name=``. Raises :class:`MultipartError`
-    for an unterminated quoted string.
+    Parameter names are lower-cased; with ``extended``, ``name*=charset''text``
+    (RFC 8187) values are decoded and take precedence over plain ``name=``; without,
+    they are ignored. Raises :class:`MultipartError` for an unterminated quoted string.
     """
     if not value:
         return '', {}
     parts = _split_params(value)
     main = parts[0].strip().lower()
     params: Dict[str, str] = {}
-    extended: Dict[str, str] = {}
+    extended_params: Dict[str, str] = {}
     for part in parts[1:]:
         name, sep, val = part.partition('=')
         name = name.strip().lower()
@@ -279,10 +280,10 @@ def parse_options_header(value: Optional[str]) -> Tuple[str, Dict[str, str]]:
             continue
         val = val.strip()
         if name.endswith('*'):
-            decoded = _decode_extended(val)
+            decoded = _decode_extended(val) if extended else None
             if decoded is not None:
-                extended[name[:-1]] = decoded
+                extended_params[name[:-1]] = decoded
             continue
         params.setdefault(name, _unquote(val) if sep else '')
-    params.update(extended)
+    params.update(extended_params)
     return main, params
