@@ -438,3 +438,14 @@ def test_a_server_not_started_can_be_closed():
         assert seen == ['shutdown']
 
     asyncio.run(main())
+
+
+def test_clients_are_counted_by_ipv4_address_or_ipv6_slash_64():
+    from microdot.server import _client_key
+    assert _client_key(('127.0.0.1', 5000), socket.AF_INET) == '127.0.0.1'
+    a = _client_key(('2001:db8:1:2::1', 5000, 0, 0), socket.AF_INET6)
+    b = _client_key(('2001:db8:1:2:ffff::9', 6000, 0, 0), socket.AF_INET6)
+    c = _client_key(('2001:db8:1:3::1', 5000, 0, 0), socket.AF_INET6)
+    assert a == b != c  # one /64, one client
+    assert _client_key(('::ffff:10.0.0.1', 1, 0, 0), socket.AF_INET6) == '10.0.0.1'
+    assert _client_key('', socket.AF_UNIX) is None
