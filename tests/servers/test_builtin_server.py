@@ -378,6 +378,39 @@ def test_malformed_requests_are_rejected_and_closed(raw, status):
         assert httpx.get('http://127.0.0.1:%d/' % server.port).status_code == 200
 
 
+def test_malformed_request_goes_to_the_applications_400_handler():
+    # as Microdot: a request that cannot be parsed is answered by errorhandler(400)
+    # and the after_error_request hooks, with None for the request; the connection closes
+    app = make_app()
+    seen = []
+
+    @app.errorhandler(400)
+    async def bad_request(request):
+        seen.append(request)
+        return 'custom bad request page', 400
+
+    @app.after_error_request
+    async def after_error(request, response):
+        response.headers['X-After-Error'] = 'yes'
+
+    with live_server(app) as server:
+        s = connect(server)
+        s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n')
+        answer = recv_all(s)
+    assert status_of(answer) == 400
+    assert answer.endswith(b'\r\n\r\ncustom bad request page')
+    assert b'X-After-Error: yes' in answer and b'Connection: close' in answer
+    assert seen == [None]
+
+
+def test_malformed_request_without_a_handler_gets_microdots_body():
+    with live_server() as server:
+        s = connect(server)
+        s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n')
+        answer = recv_all(s)
+    assert status_of(answer) == 400 and answer.endswith(b'\r\n\r\nBad request')
+
+
 def test_absolute_form_target_is_accepted():
     with live_server() as server:
         s = connect(server)

@@ -107,6 +107,18 @@ def _plain_head(status: int, ctype: str) -> Tuple[bytes, bytes]:
     return head
 
 
+class _MalformedRequest:
+    """Stands for the request in :meth:`HTTPConnection._send` when answering a
+    request head that could not be parsed (never HEAD)."""
+
+    method = 'GET'
+    http_version = '1.1'
+    path = url = '-'
+
+
+_MALFORMED: Any = _MalformedRequest()
+
+
 class _Timeout(Exception):
     pass
 
@@ -739,6 +751,22 @@ class HTTPConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(head + body)
 
+    async def _answer_malformed(self, exc: http11.ProtocolError) -> None:
+        """Answer a request head that breaks HTTP/1.1 with 400 as Microdot does: the
+        application's ``errorhandler(400)`` and ``after_error_request`` hooks make the
+        answer, with ``None`` for the request (default body ``Bad request``). What was
+        wrong is logged; the connection closes after the answer.
+
+        :param exc: the parser's error (its ``reason`` goes to the log only).
+        """
+        logger.info('Malformed request from %s: %s', self.client_addr, exc.reason)
+        self.keep_alive = False
+        try:
+            res = await self.app.dispatch_request(None)
+            await self._send(_MALFORMED, res)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
     # -- the request loop -----------------------------------------------------------
 
     async def _receive(self) -> bytes:
@@ -844,7 +872,10 @@ class HTTPConnection(asyncio.Protocol):
                 self.parser.start_next_request()
         except http11.ProtocolError as exc:
             if not self.lost:
-                self._write_error(exc.status_code, None, exc.reason)
+                if exc.status_code == 400 and self.idle:
+                    await self._answer_malformed(exc)
+                else:
+                    self._write_error(exc.status_code, None, exc.reason)
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:  # pragma: no cover - a bug in the server itself
