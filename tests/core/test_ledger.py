@@ -72,6 +72,19 @@ def test_urlencode_leaves_what_microdot_leaves():
 
 # -- Responses and files -------------------------------------------------------------
 
+def test_send_file_buffer_size_is_16_kib_and_honoured(tmp_path, monkeypatch):
+    # Microdot 2.7: 1 KiB pieces, five times slower for large files (docs/migrating.md)
+    assert Response.send_file_buffer_size == 16 * 1024
+    path = tmp_path / 'f.bin'
+    path.write_bytes(b'x' * 100)
+    monkeypatch.setattr(Response, 'send_file_buffer_size', 30)
+
+    async def chunks():
+        return [c async for c in Response.send_file(str(path)).body_iter()]
+
+    assert [len(c) for c in asyncio.run(chunks())] == [30, 30, 30, 10]
+
+
 def test_set_cookie_sends_an_aware_expiry_in_gmt():
     # Microdot 2.7 formats the datetime as given and labels it GMT, so an expiry of
     # 12:00 at UTC+2 is sent as 12:00 GMT: two hours late.
