@@ -92,10 +92,13 @@ def check_shutdown(command, port, tmp_path, path, workers):
 def test_shutdown_stops_the_whole_server_after_answering(name, workers, path, tmp_path):
     port = free_port()
     seen = check_shutdown(asgi_cmd(name, port, workers), port, tmp_path, path, workers)
-    # every worker ran its lifespan shutdown: the server stopped gracefully (Granian,
-    # under load, has been seen to stop a worker without it: at least one must)
+    # every worker ran its lifespan shutdown: the server stopped gracefully. Except:
+    # Hypercorn 0.18's main process terminates the remaining workers as soon as one has
+    # exited, and its workers do not handle SIGTERM (they wait for a shared event), so
+    # a slower worker dies without its shutdown; Granian, under load, has been seen to
+    # stop a worker without it too. There at least one must have run.
     hooks = len([e for e in seen if e.startswith('shutdown hook ')])
-    assert hooks == workers or (name == 'granian' and hooks >= 1), seen
+    assert hooks == workers or (name in ('granian', 'hypercorn') and hooks >= 1), seen
 
 
 @pytest.mark.parametrize('name', ['uvicorn', 'hypercorn'])
