@@ -130,9 +130,10 @@ def test_cli_plugins_lists_the_family():
 
 
 def test_cli_unsupported_option_is_a_clear_error():
-    proc = cli('run', 'examples.hello:app', '--workers', '2')
+    proc = cli('run', 'examples.hello:app', '--threads', '2')
     assert proc.returncode == 2
-    assert "the 'builtin' server does not support --workers" in proc.stderr
+    assert "the 'builtin' server does not support --threads" in proc.stderr
+    assert 'waitress' in proc.stderr  # names the servers that do
     assert 'Traceback' not in proc.stderr
 
 

@@ -10,7 +10,7 @@ import asyncio
 import inspect
 import logging
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .exceptions import HTTPException, abort as _abort
 from .helpers import iscoroutine
@@ -553,21 +553,45 @@ class Microdot:
     # -- serving --------------------------------------------------------------------
 
     def run(self, host: str = '0.0.0.0', port: int = 5000, debug: bool = False,
-            ssl: Any = None, server: Optional[str] = None, **options: Any) -> None:
+            ssl: Any = None, server: Optional[str] = None,
+            workers: Union[int, str, None] = None, reload: bool = False,
+            **options: Any) -> None:
         """Serve the application until :meth:`shutdown` or SIGINT/SIGTERM.
 
         ``server`` names a ``microdot.servers`` plugin (default: the built-in server).
+        With the built-in server, ``workers=N`` serves from N processes (``0`` or
+        ``'auto'``: one per CPU) and ``reload=True`` restarts on code changes (see
+        :mod:`microdot.supervisor`, :mod:`microdot.reload`); ``debug=True`` turns the
+        access log on unless ``access_log`` is given. Unless the application
+        configured logging, INFO messages of the ``microdot`` loggers are shown on
+        stderr. A server that cannot start (port in use) logs one line and exits
+        with status 1.
         """
+        from .console import configure_logging
+        from .server import cpu_workers
+        configure_logging(debug, cpu_workers(workers))
         if server not in (None, 'builtin'):
             from .plugins import get_server
             if ssl is not None:
                 raise ValueError('ssl= applies to the built-in server only; configure '
                                  'TLS in the %r server instead' % server)
             self.debug = debug
+            if workers is not None:
+                options['workers'] = workers
+            if reload:
+                options['reload'] = reload
             get_server(server).run(self, host=host, port=port, **options)
             return
+        from .listener import PortInUse, ServeError
         from .server import run_app
-        run_app(self, host=host, port=port, debug=debug, ssl=ssl, **options)
+        try:
+            run_app(self, host=host, port=port, debug=debug, ssl=ssl, workers=workers,
+                    reload=reload, **options)
+        except ServeError as exc:
+            hint = '; pick another with app.run(port=...)' if isinstance(exc, PortInUse) \
+                else ''
+            logger.error('%s%s', exc, hint)
+            raise SystemExit(1) from None
 
     async def start_server(self, host: str = '0.0.0.0', port: int = 5000,
                            debug: bool = False, ssl: Any = None, sock: Any = None,

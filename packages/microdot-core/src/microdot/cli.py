@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from typing import Any, List, Optional
@@ -12,7 +11,11 @@ from . import plugins
 
 #: Options of ``microdot run`` that only some servers support, with their flags.
 SERVER_OPTIONS = {'workers': '--workers', 'reload': '--reload', 'threads': '--threads',
-                  'worker_class': '--worker-class'}
+                  'worker_class': '--worker-class', 'access_log': '--access-log'}
+
+#: Python packages of the servers the plugins run, by server name.
+SERVER_PACKAGES = {'uvicorn': 'uvicorn', 'hypercorn': 'hypercorn', 'gunicorn': 'gunicorn',
+                   'waitress': 'waitress'}
 
 
 class CLIError(Exception):
@@ -40,7 +43,50 @@ def load_app(target: str) -> Any:
         except AttributeError:
             raise CLIError('module %r has no attribute %r' % (module_name, attr or 'app')) \
                 from None
+    check_app(obj, '%s:%s' % (module_name, attr or 'app'))
     return obj
+
+
+def _what(obj: Any) -> str:
+    """A few words saying what ``obj`` is (for error messages)."""
+    import inspect
+    if inspect.isclass(obj):
+        return 'the class %s' % obj.__name__
+    if inspect.ismodule(obj):
+        return 'the module %s' % obj.__name__
+    if inspect.isroutine(obj):
+        return 'a function' if inspect.isfunction(obj) else 'a callable'
+    return 'a %s object' % type(obj).__name__
+
+
+def check_app(obj: Any, target: str) -> None:
+    """Refuse ``obj`` (what ``target`` names) unless it is a Microdot application."""
+    from .app import Microdot
+    if isinstance(obj, Microdot):
+        return
+    import inspect
+    hint = ''
+    if inspect.isclass(obj) and issubclass(obj, Microdot):
+        hint = '; create one (app = %s()) and name it' % obj.__name__
+    elif inspect.isroutine(obj):
+        hint = '; name the application the routes are added to (usually app)'
+    raise CLIError('%s is %s, not a Microdot application; expected MODULE:APP naming a '
+                   'Microdot() instance, e.g. %s:app%s'
+                   % (target, _what(obj), target.partition(':')[0], hint))
+
+
+def parse_workers(value: str) -> Any:
+    """``--workers``: a number, or ``auto`` (also ``0``) for one per CPU."""
+    if value.lower() == 'auto':
+        return 'auto'
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected a number or "auto", got %r' % value) \
+            from None
+    if number < 0:
+        raise argparse.ArgumentTypeError('expected a number >= 0 or "auto", got %d' % number)
+    return number
 
 
 def _version_line() -> str:
@@ -86,9 +132,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = {}
     for name, flag in SERVER_OPTIONS.items():
         value = getattr(args, name)
-        if value in (None, False):
+        if value is None or (value is False and name != 'access_log'):
             continue
         if name not in supported:
+            if name == 'access_log':
+                flag = '--access-log' if value else '--no-access-log'
             others = [n for n in plugins.registry.names('servers')
                       if name in getattr(_safe_load(n), 'options', ())]
             hint = ('; servers that support it: %s' % ', '.join(sorted(others))) if others \
@@ -96,7 +144,31 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CLIError("the '%s' server does not support %s%s"
                            % (args.server, flag, hint))
         options[name] = value
-    server.run(args.target, host=args.host, port=args.port, **options)
+    if args.server == 'builtin':
+        options.setdefault('access_log', True)
+        if args.reload and args.workers not in (None, 1):
+            raise CLIError('--reload and --workers cannot be used together: the reloader '
+                           'runs one process; drop --workers while developing')
+    from . import console
+    workers = options.get('workers')
+    console.configure_logging(workers=workers if isinstance(workers, int) and workers > 1
+                              else (2 if workers in (0, 'auto') else 1))
+    target = args.target
+    from .listener import PortInUse, ServeError
+    try:
+        server.run(target, host=args.host, port=args.port, **options)
+    except PortInUse as exc:
+        raise ServeError('%s; pick another with --port' % exc) from None
+    except ImportError as exc:
+        package = SERVER_PACKAGES.get(args.server)
+        missing = exc.name is None and str(exc).startswith("the '%s' server needs"
+                                                            % args.server)
+        if missing:
+            raise CLIError(str(exc)) from None
+        if package and exc.name and exc.name.split('.')[0] == package:
+            raise CLIError('%s is not installed: %s' % (
+                package, plugins.install_hint('servers', args.server))) from None
+        raise
     return 0
 
 
@@ -155,10 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
                           'gunicorn with their plugins installed')
     run.add_argument('--host', default='127.0.0.1', help='address to bind (default: 127.0.0.1)')
     run.add_argument('--port', type=int, default=5000, help='port (default: 5000)')
-    run.add_argument('--workers', type=int, default=None, help='worker processes')
+    run.add_argument('--workers', type=parse_workers, default=None, metavar='N',
+                     help='worker processes; 0 or "auto": one per CPU')
     run.add_argument('--threads', type=int, default=None, help='threads per worker')
     run.add_argument('--worker-class', default=None, help='worker class (gunicorn)')
-    run.add_argument('--reload', action='store_true', help='restart on code changes')
+    run.add_argument('--reload', action='store_true',
+                     help='restart when a .py file or a template of the application '
+                          'changes (development)')
+    run.add_argument('--access-log', action=argparse.BooleanOptionalAction, default=None,
+                     help='log one line per request (default: on with the built-in '
+                          'server)')
     run.set_defaults(func=cmd_run)
     plug = sub.add_parser('plugins', help='list installed microdot distributions and '
                                           'what they register')
@@ -178,11 +256,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, 'func', None):
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    from .listener import ServeError
     try:
         return args.func(args)
     except (CLIError, plugins.PluginError) as exc:
         print('microdot: error: %s' % exc, file=sys.stderr)
         return 2
+    except ServeError as exc:  # the server could not run (port in use, workers failed)
+        print('microdot: error: %s' % exc, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # pragma: no cover - interactive
         return 130

@@ -1061,21 +1061,38 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def run_app(app: Any, host: str = '0.0.0.0', port: int = 5000, debug: bool = False,
-            ssl: Any = None, sock: Optional[socket.socket] = None, **options: Any) -> None:
-    """Serve ``app`` until it is shut down, SIGINT or SIGTERM (a second signal aborts)."""
-    app.debug = debug
+class _QuietStart(logging.Filter):
+    """Drops :meth:`Server.start`'s per-socket ``Serving on`` line while ``run()``
+    announces the application with its own line (see :mod:`microdot.console`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != '%s on %s://%s:%d'
+
+
+def serve_socket(app: Any, sock: socket.socket, ssl: Any = None,
+                 signals: Tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+                 on_ready: Optional[Callable[[Server], None]] = None,
+                 parent: Optional[int] = None, **options: Any) -> None:
+    """Serve ``app`` on the bound listening ``sock`` in this process, in a new event
+    loop, until ``app.shutdown()`` or one of ``signals`` (a second one aborts).
+
+    ``on_ready`` is called once the startup hooks ran and connections are about to be
+    accepted. ``parent`` is the pid of a supervising process: when it is gone, the
+    server shuts down (a worker never outlives its supervisor).
+    """
     server = Server(app, **options)
+    quiet = _QuietStart()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         app.server = server
-        signals = 0
+        received = 0
+        watch: Optional[asyncio.TimerHandle] = None
 
         def on_signal() -> None:
-            nonlocal signals
-            signals += 1
-            if signals == 1:
+            nonlocal received
+            received += 1
+            if received == 1:
                 logger.info('Shutting down (in-flight requests may finish)')
                 server.shutdown()
             else:
@@ -1083,29 +1100,125 @@ def run_app(app: Any, host: str = '0.0.0.0', port: int = 5000, debug: bool = Fal
                 for conn in list(server.connections):
                     conn.abort()
 
+        def check_parent() -> None:
+            nonlocal watch
+            if os.getppid() != parent:
+                logger.warning('The supervising process is gone: shutting down')
+                server.shutdown()
+            else:
+                watch = loop.call_later(1.0, check_parent)
+
         installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             try:
                 loop.add_signal_handler(sig, on_signal)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
                 pass
         try:
-            await server.serve(host, port, ssl=ssl, sock=sock)
+            await server.start(sock=sock, ssl=ssl, start_serving=False)
+            if on_ready is not None:
+                on_ready(server)
+            if parent is not None:
+                watch = loop.call_later(1.0, check_parent)
+            await server.serve_forever()
         finally:
+            if watch is not None:
+                watch.cancel()
             for sig in installed:
                 loop.remove_signal_handler(sig)
             app.server = None
 
+    logger.addFilter(quiet)
     loop = _new_event_loop()
     try:
         loop.run_until_complete(main())
     finally:
+        logger.removeFilter(quiet)
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             loop.close()
+
+
+def cpu_workers(workers: Union[int, str, None]) -> int:
+    """The number of worker processes ``workers`` asks for: None means 1 (no
+    supervisor); ``0`` or ``'auto'`` one per CPU."""
+    if workers is None:
+        return 1
+    if workers == 'auto' or workers == 0:
+        return max(1, os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError('workers must be a positive number, 0 or "auto" (one per CPU), '
+                         'not %r' % (workers,))
+    return workers
+
+
+def serve_app(app: Any, host: Optional[str] = '0.0.0.0', port: int = 5000,
+              debug: bool = False, ssl: Any = None, sock: Optional[socket.socket] = None,
+              workers: Union[int, str, None] = None, reload: bool = False,
+              name: Optional[str] = None, **options: Any) -> None:
+    """Run the built-in server: one process, ``workers`` supervised processes, or a
+    reloading development server; returns once it stopped.
+
+    ``app`` is the application or a ``MODULE:APP`` string (imported where it is
+    served: by each worker, or by the reloaded process). The socket is bound here,
+    once (see :mod:`microdot.listener`). ``name`` is what the start-up line calls the
+    application. Raises :class:`~microdot.listener.ServeError` (one-line message)
+    when the server cannot run, ``ValueError`` for contradicting arguments.
+    """
+    from . import console, listener, reload as reloader
+    count = cpu_workers(workers)
+    if reload and workers is not None and count != 1:
+        raise ValueError('reload and workers cannot be used together: the reloader runs '
+                         'one process; drop workers while developing')
+    if debug and 'access_log' not in options:
+        options['access_log'] = True  # Microdot's debug mode printed every request
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:  # before binding or starting any process
+        raise TypeError('unknown server option(s): %s (known: %s)'
+                        % (', '.join(sorted(unknown)), ', '.join(sorted(DEFAULTS))))
+    signals: Tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+    inherited = reloader.inherited_socket()
+    if inherited is not None:  # this process is the one the reloader restarts
+        sock, reload, signals = inherited, False, (signal.SIGTERM,)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the reloader forwards it
+    if sock is None:
+        sock = listener.bind(host, port)
+    shown_host, shown_port = console.shown_address(sock, host)
+    scheme = 'https' if ssl else 'http'
+    if name is None:
+        name = app if isinstance(app, str) else console.describe_app(app)
+    if reload:
+        reloader.run_reloader(sock, reloader.app_folders(app),
+                              float(options.get('shutdown_timeout',
+                                                DEFAULTS['shutdown_timeout'])))
+        return
+    if count > 1:
+        from .supervisor import run_workers
+        run_workers(app, sock, count, debug=debug, ssl=ssl, name=name,
+                    address=(scheme, shown_host, shown_port), options=options)
+        return
+    if isinstance(app, str):
+        from .cli import load_app
+        app = load_app(app)
+    app.debug = debug
+
+    def ready(server: Server) -> None:
+        console.announce(name or 'app', scheme, shown_host, shown_port, 1)
+
+    serve_socket(app, sock, ssl=ssl, signals=signals, on_ready=ready, **options)
+
+
+def run_app(app: Any, host: str = '0.0.0.0', port: int = 5000, debug: bool = False,
+            ssl: Any = None, sock: Optional[socket.socket] = None,
+            workers: Union[int, str, None] = None, reload: bool = False,
+            **options: Any) -> None:
+    """Serve ``app`` until it is shut down, SIGINT or SIGTERM (a second signal
+    aborts); ``workers`` and ``reload`` as in :func:`serve_app`."""
+    serve_app(app, host=host, port=port, debug=debug, ssl=ssl, sock=sock,
+              workers=workers, reload=reload, **options)
 
 
 class BuiltinServer:
@@ -1114,13 +1227,13 @@ class BuiltinServer:
     MICRODOT_PLUGIN_API = 1
     name = 'builtin'
     #: CLI options (besides host and port) this server accepts
-    options: frozenset = frozenset()
+    options: frozenset = frozenset({'workers', 'reload', 'access_log'})
 
-    def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000, **options: Any) -> None:
-        if isinstance(app, str):
-            from .cli import load_app
-            app = load_app(app)
-        run_app(app, host=host, port=port, **options)
+    def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000,
+            workers: Union[int, str, None] = None, reload: bool = False,
+            **options: Any) -> None:
+        """Serve ``app`` (an application or ``MODULE:APP``); see :func:`serve_app`."""
+        serve_app(app, host=host, port=port, workers=workers, reload=reload, **options)
 
 
 builtin_server = BuiltinServer()

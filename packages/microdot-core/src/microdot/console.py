@@ -1,0 +1,81 @@
+"""What ``app.run()`` and ``microdot run`` tell the person who started them.
+
+The default console configuration (:func:`configure_logging`) is installed only by
+``app.run()`` and ``microdot run``, and only when the application has not configured
+logging itself (the root logger has no handler): importing microdot or calling
+``start_server()`` configures nothing. It shows INFO (DEBUG with ``debug=True``) for
+the ``microdot`` loggers, and warnings and errors of everything else, on stderr.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from typing import Any, Optional
+
+logger = logging.getLogger('microdot')
+
+#: The format of the default console output; worker processes add their pid.
+FORMAT = '%(levelname)s %(name)s: %(message)s'
+WORKER_FORMAT = '%(levelname)s %(name)s[%(process)d]: %(message)s'
+
+
+def configure_logging(debug: bool = False, workers: int = 1) -> bool:
+    """Install the default console output unless the application configured logging.
+
+    ``debug`` shows the ``microdot`` loggers' DEBUG messages too. With several
+    ``workers`` each line names the process that wrote it. Returns whether the
+    configuration was installed.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(WORKER_FORMAT if workers > 1 else FORMAT))
+    root.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    return True
+
+
+def describe_app(app: Any) -> str:
+    """``MODULE:NAME`` for an application started with ``app.run()``.
+
+    The name is the global of the ``__main__`` module holding ``app``; the module is
+    the one ``python -m`` ran, or the script's file name. Falls back to ``'app'``.
+    """
+    main = sys.modules.get('__main__')
+    module = 'app'
+    if main is not None:
+        spec = getattr(main, '__spec__', None)
+        if spec is not None and getattr(spec, 'name', None):
+            module = spec.name
+        elif getattr(main, '__file__', None):
+            module = os.path.splitext(os.path.basename(main.__file__))[0]
+        for name, value in list(vars(main).items()):
+            if value is app and not name.startswith('_'):
+                return '%s:%s' % (module, name)
+    return '%s:app' % module
+
+
+def serving_line(target: str, scheme: str, host: str, port: int, workers: int) -> str:
+    """The start-up line: ``Serving hello:app on http://127.0.0.1:5000 (1 worker,
+    built-in server)``."""
+    from .listener import display_host
+    return 'Serving %s on %s://%s:%d (%d worker%s, built-in server)' % (
+        target, scheme, display_host(host), port, workers, '' if workers == 1 else 's')
+
+
+def announce(target: str, scheme: str, host: str, port: int, workers: int) -> None:
+    """Log :func:`serving_line` (INFO, ``microdot`` logger)."""
+    logger.info('%s', serving_line(target, scheme, host, port, workers))
+
+
+def shown_address(sock: Any, host: Optional[str]) -> tuple:
+    """``(host, port)`` to show for a bound socket: the host as given (``0.0.0.0``
+    stays as is), the port as bound (useful with port 0)."""
+    port = sock.getsockname()[1]
+    if not host:
+        host = '::' if sock.family == socket.AF_INET6 else '0.0.0.0'
+    return host, port
