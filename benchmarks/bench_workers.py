@@ -9,7 +9,13 @@ fresh server, waits until it answers, warms it up, then runs wrk; targets are me
 in interleaved rounds (A B C D, A B C D, ...) and reported as the median requests/s, p50
 and p99 latency, the peak memory of the whole server process tree during the run (RSS
 summed over the processes, and PSS, which counts the pages forked workers share once),
-and the requests/s ratio to one worker, to uvicorn and to Granian.
+the share of the connections the busiest worker holds half-way through a run (from
+``ss``: how evenly the kernel spread them), and the requests/s ratio to one worker, to
+uvicorn and to Granian. Access logging is off everywhere (``--no-access-log``).
+
+``--targets reuseport-2`` adds the experiment issue #14 started from: two forked
+processes, each with its own ``SO_REUSEPORT`` socket on the port and ``app.run(sock=)``,
+without a supervisor. ``uvicorn-1`` and ``granian-1`` are one-worker references.
 
 All targets live in one virtualenv under ``--venvs`` (created on first use):
 microdot-core and microdot-asgi from this tree (editable), ``uvicorn[standard]`` and
@@ -32,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -66,6 +73,39 @@ APPS = {
         async def index(request):
             return 'Hello, World!'
     ''',
+    # the issue's first experiment: N forked processes, each with its own listening
+    # socket on the same port (SO_REUSEPORT) and app.run(sock=...); no supervision
+    'bench_reuseport': '''
+        import os
+        import signal
+        import socket
+        import sys
+
+        from bench_builtin import app
+
+        port, count = int(sys.argv[1]), int(sys.argv[2])
+        children = []
+        for _ in range(count):
+            pid = os.fork()
+            if pid == 0:
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                sock.bind(('127.0.0.1', port))
+                sock.listen(1024)
+                app.run(sock=sock)
+                os._exit(0)
+            children.append(pid)
+
+        def forward(signum, frame):
+            for child in children:
+                os.kill(child, signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for child in children:
+            os.waitpid(child, 0)
+    ''',
     # the same app as an ASGI callable, for uvicorn and Granian
     'bench_asgi': '''
         from microdot.asgi import Microdot
@@ -96,6 +136,8 @@ TARGETS = {
                   '--port {port} --workers 2 --loop {loop} --log-level warning '
                   '--no-access-log bench_asgi:app'),
     # references, not run unless asked for with --targets
+    'reuseport-2': ('2 x app.run(), SO_REUSEPORT', 'bench_reuseport', 2,
+                    '{bin}/python bench_reuseport.py {port} 2'),
     'uvicorn-1': ('uvicorn, 1 worker', 'bench_asgi', 1,
                   '{bin}/python -m uvicorn --app-dir {dir} --host 127.0.0.1 --port {port} '
                   '--loop {loop} --log-level warning --no-access-log bench_asgi:app'),
@@ -137,6 +179,22 @@ def wait_ready(port: int, proc: subprocess.Popen, workers: int, timeout: float =
     raise RuntimeError('server on port %d not ready within %d s' % (port, timeout))
 
 
+def connection_split(port: int) -> List[int]:
+    """How many established connections each server process holds on ``port``
+    (from ``ss``), largest first; empty when ``ss`` is missing."""
+    try:
+        out = subprocess.run(['ss', '-Htnp', 'state', 'established',
+                              '( sport = :%d )' % port], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    per_pid: Dict[str, int] = {}
+    for line in out.splitlines():
+        for pid in set(re.findall(r'pid=(\d+)', line)):
+            per_pid[pid] = per_pid.get(pid, 0) + 1
+    return sorted(per_pid.values(), reverse=True)
+
+
 def measure(target: str, bindir: Path, workdir: Path, loop: str, extra: str,
             duration: int, warmup: int, connections: int, wrk_threads: int) -> Dict:
     """Start ``target``, warm it up, load it with wrk; the wrk figures plus the peak
@@ -145,6 +203,8 @@ def measure(target: str, bindir: Path, workdir: Path, loop: str, extra: str,
     port = free_port()
     cmd = template.format(bin=bindir, dir=workdir, port=port, loop=loop,
                           extra=extra if module == 'bench_builtin' else '').split()
+    if module == 'bench_reuseport':
+        cmd = [cmd[0], str(workdir / cmd[1])] + cmd[2:]
     env = dict(os.environ, MICRODOT_LOOP='asyncio' if loop == 'asyncio' else 'auto')
     env.pop('PYTHONPATH', None)
     log = open(workdir / ('%s.log' % target), 'a')
@@ -158,14 +218,20 @@ def measure(target: str, bindir: Path, workdir: Path, loop: str, extra: str,
         run = subprocess.Popen(wrk_command(port, duration, connections, wrk_threads),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         peak_rss = peak_pss = 0
-        deadline = time.monotonic() + duration + 30
+        split: List[int] = []
+        started = time.monotonic()
+        deadline = started + duration + 30
         while run.poll() is None and time.monotonic() < deadline:
             rss, pss = tree_memory_kib(proc.pid)
             peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            if not split and time.monotonic() - started >= duration / 2:
+                split = connection_split(port)
             time.sleep(0.5)
         out = run.communicate(timeout=max(1.0, deadline - time.monotonic()))[0]
         result = parse_wrk(out)
-        result.update(rss=peak_rss, pss=peak_pss, processes=len(process_tree(proc.pid)))
+        result.update(rss=peak_rss, pss=peak_pss, processes=len(process_tree(proc.pid)),
+                      split=split,
+                      busiest=100.0 * split[0] / sum(split) if split else float('nan'))
         if proc.poll() is not None:
             raise RuntimeError('%s exited during the run (status %s)'
                                % (label, proc.returncode))
@@ -206,20 +272,21 @@ def report(results: Dict[int, Dict[str, List[Dict]]], targets: List[str]) -> Non
             if not runs:
                 continue
             med[target] = {key: statistics.median(r[key] for r in runs)
-                           for key in ('rps', 'p50', 'p99', 'rss', 'pss')}
+                           for key in ('rps', 'p50', 'p99', 'rss', 'pss', 'busiest')}
             med[target]['errors'] = sum(r['non2xx'] for r in runs)
             med[target]['socket_errors'] = '; '.join(sorted({r['socket_errors'] for r in runs
                                                               if r['socket_errors']}))
         bases = [(b, name) for b, name in BASELINES if b in med]
         print('\n%d connections\n' % connections)
-        print('| target | req/s | p50 ms | p99 ms | RSS MB (sum) | PSS MB | %s |'
-              % ' | '.join(name for _, name in bases))
-        print('|---|---:|---:|---:|---:|---:|%s' % ''.join('---:|' for _ in bases))
+        print('| target | req/s | p50 ms | p99 ms | RSS MB (sum) | PSS MB | busiest worker '
+              '| %s |' % ' | '.join(name for _, name in bases))
+        print('|---|---:|---:|---:|---:|---:|---:|%s' % ''.join('---:|' for _ in bases))
         for target, m in med.items():
             ratios = ' | '.join('%.2fx' % (m['rps'] / med[b]['rps']) for b, _ in bases)
-            print('| %s | %.0f | %.2f | %.2f | %.1f | %.1f | %s |'
+            busiest = '%.0f %%' % m['busiest'] if TARGETS[target][2] > 1 else '-'
+            print('| %s | %.0f | %.2f | %.2f | %.1f | %.1f | %s | %s |'
                   % (TARGETS[target][0], m['rps'], m['p50'], m['p99'], m['rss'] / 1024,
-                     m['pss'] / 1024, ratios))
+                     m['pss'] / 1024, busiest, ratios))
         for target, m in med.items():
             if m['errors'] or m['socket_errors']:
                 print('  %s: %d non-2xx answers; socket errors: %s'
@@ -259,6 +326,8 @@ def main() -> None:
           'server); event loop: %s; a fresh server for each run'
           % (args.rounds, args.wrk_threads, args.duration, args.warmup,
              ' and '.join(map(str, args.connections)), args.loop), flush=True)
+    print('load average before: %s' % ' '.join('%.2f' % x for x in os.getloadavg()),
+          flush=True)
     targets = list(args.targets)
     failed: Dict[str, str] = {}
     results: Dict[int, Dict[str, List[Dict]]] = {c: {} for c in args.connections}
@@ -278,16 +347,18 @@ def main() -> None:
                              workdir / ('%s.log' % target)), flush=True)
                     continue
                 results[connections].setdefault(target, []).append(r)
-                print('round %d  c=%-4d %-22s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  '
-                      'RSS %6.1f MB  PSS %6.1f MB  %d processes%s'
+                print('round %d  c=%-4d %-29s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  '
+                      'RSS %6.1f MB  PSS %6.1f MB  %d processes, connections %s%s'
                       % (rnd + 1, connections, TARGETS[target][0], r['rps'], r['p50'],
                          r['p99'], r['rss'] / 1024, r['pss'] / 1024, r['processes'],
+                         '+'.join(map(str, r['split'])) or '?',
                          ('  non-2xx %d' % r['non2xx'] if r['non2xx'] else '')
                          + ('  socket errors: ' + r['socket_errors']
                             if r['socket_errors'] else '')),
                       flush=True)
-    print('\nmedian of %d rounds (req/s, latency, memory: each the median of its own)'
-          % args.rounds)
+    print('\nmedian of %d rounds (req/s, latency, memory: each the median of its own); '
+          'busiest worker: its share of the connections half-way through a run; load '
+          'average now %s' % (args.rounds, ' '.join('%.2f' % x for x in os.getloadavg())))
     report(results, targets)
 
 
