@@ -148,3 +148,94 @@ def wait_for_line(path, text, timeout=10):
             return True
         time.sleep(0.02)
     return False
+
+
+class LiveOutput:
+    """Reads a process's combined output in a thread, so a test can wait for a line
+    while the process runs (``wait_for``) and read everything once it stopped."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.lines = []
+        self.done = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self.done = True
+            self._cond.notify_all()
+
+    @property
+    def text(self):
+        with self._cond:
+            return ''.join(self.lines)
+
+    def count(self, text):
+        with self._cond:
+            return sum(text in line for line in self.lines)
+
+    def wait_for(self, text, timeout=10.0, count=1):
+        """True once ``count`` lines contain ``text``; False after ``timeout`` seconds
+        or when the output ended first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while sum(text in line for line in self.lines) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.done:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def join(self, timeout=10.0):
+        self._thread.join(timeout)
+
+
+class LiveServerProcess(ServerProcess):
+    """A :class:`ServerProcess` whose output is read while it runs (``self.live``)."""
+
+    def __init__(self, args, port, **kwargs):
+        super().__init__(args, port, **kwargs)
+        self.live = LiveOutput(self.proc)
+
+    def wait_ready(self, timeout: float = 20.0, line=None) -> 'LiveServerProcess':
+        """Wait until the port accepts connections, and ``line`` (if given) is seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                self.live.join(5)
+                raise AssertionError('server exited with %s before listening:\n%s'
+                                     % (self.proc.returncode, self.live.text))
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError('nothing listening on %s:%d after %.0fs:\n%s'
+                                         % (self.host, self.port, timeout, self.live.text))
+                time.sleep(0.05)
+        if line is not None:
+            assert self.live.wait_for(line, max(0.1, deadline - time.monotonic())), \
+                'no %r in the output:\n%s' % (line, self.live.text)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stray workers, if any
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.live.join(10)
+        self.output = self.live.text
+        return self.proc.returncode

@@ -1,0 +1,277 @@
+"""The built-in server's worker processes (issue #14): ``microdot run --workers N`` and
+``app.run(workers=N)``. Real processes on loopback: every worker serves, a dead worker
+is replaced, SIGTERM loses no request in flight, hooks run in each worker."""
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import httpx
+import pytest
+
+from support import LiveServerProcess, free_port
+
+pytestmark = pytest.mark.skipif(not hasattr(os, 'fork'),
+                                reason='worker processes need os.fork (POSIX)')
+
+APP = '''
+import asyncio, os, sys, time
+from microdot import Microdot
+
+app = Microdot()
+HOOKS = os.environ.get('HOOKS_FILE')
+
+
+def note(text):
+    if HOOKS:
+        with open(HOOKS, 'a') as f:
+            f.write('%s %d\\n' % (text, os.getpid()))
+
+
+@app.on_startup
+def started():
+    note('startup')
+
+
+@app.on_shutdown
+def stopped():
+    note('shutdown')
+
+
+@app.route('/')
+async def index(request):
+    return '%d %d' % (os.getpid(), os.getppid())
+
+
+@app.route('/busy')
+async def busy(request):
+    time.sleep(0.05)  # holds this worker's loop, so that others accept meanwhile
+    return '%d' % os.getpid()
+
+
+@app.route('/slow')
+async def slow(request):
+    note('request')
+    await asyncio.sleep(1.0)
+    return 'finished %d' % os.getpid()
+
+
+@app.route('/stop')
+async def stop(request):
+    app.shutdown()
+    return 'stopping'
+'''
+
+MICRODOT = [sys.executable, '-m', 'microdot']
+
+
+@pytest.fixture
+def app_dir(tmp_path):
+    (tmp_path / 'wapp.py').write_text(APP)
+    return tmp_path
+
+
+def start(app_dir, *args, env=None, line='Serving'):
+    port = free_port()
+    server = LiveServerProcess(MICRODOT + ['run', 'wapp:app', '--port', str(port),
+                                           '--no-access-log'] + list(args),
+                               port, cwd=str(app_dir), env=env)
+    try:
+        server.wait_ready(line=line)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def worker_pids(url, want, timeout=15.0, verify=True):
+    """Request /busy concurrently until ``want`` distinct pids answered."""
+    seen = set()
+    errors = []
+    deadline = time.monotonic() + timeout
+
+    def client():
+        with httpx.Client(verify=verify, timeout=10) as c:
+            while len(seen) < want and time.monotonic() < deadline:
+                try:
+                    res = c.get(url + '/busy', headers={'Connection': 'close'})
+                    seen.add(int(res.text))
+                except httpx.HTTPError as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
+                    return
+
+    threads = [threading.Thread(target=client) for _ in range(2 * want)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout + 10)
+    assert not errors, errors
+    return seen
+
+
+@pytest.mark.parametrize('workers', [2, 4])
+def test_every_worker_serves(app_dir, workers):
+    server = start(app_dir, '--workers', str(workers))
+    try:
+        assert server.live.wait_for('(%d workers, built-in server)' % workers)
+        pids = worker_pids(server.url, workers)
+        assert len(pids) == workers
+        assert server.proc.pid not in pids  # the supervisor serves nothing
+        pid, ppid = map(int, httpx.get(server.url + '/', timeout=10).text.split())
+        assert ppid == server.proc.pid and pid in pids
+    finally:
+        assert server.stop() == 0, server.output
+    for pid in pids:  # all workers are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_workers_auto_is_one_per_cpu(app_dir):
+    server = start(app_dir, '--workers', 'auto')
+    try:
+        cpus = os.cpu_count() or 1
+        assert server.live.wait_for('(%d worker%s, built-in server)'
+                                    % (cpus, '' if cpus == 1 else 's'))
+    finally:
+        assert server.stop() == 0, server.output
+
+
+def test_a_killed_worker_is_replaced_and_service_continues(app_dir):
+    server = start(app_dir, '--workers', '2')
+    try:
+        first = worker_pids(server.url, 2)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        current = set()
+        while time.monotonic() < deadline and not (current - first):
+            # the other worker keeps answering meanwhile
+            current = worker_pids(server.url, 2, timeout=2)
+            assert current, 'no worker answered'
+        assert current - first, 'the killed worker was not replaced'
+        assert victim not in current
+        assert server.live.wait_for('was killed by SIGKILL')
+    finally:
+        assert server.stop() == 0, server.output
+    assert 'restarting it in' in server.output
+
+
+def test_sigterm_with_requests_in_flight_loses_none(app_dir, tmp_path):
+    hooks = tmp_path / 'hooks.txt'
+    server = start(app_dir, '--workers', '2', env={'HOOKS_FILE': str(hooks)})
+    socks = []
+    try:
+        deadline = time.monotonic() + 10
+        while hooks.read_text().count('startup') < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for _ in range(6):
+            s = socket.create_connection(('127.0.0.1', server.port), timeout=10)
+            s.sendall(b'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
+            socks.append(s)
+        while hooks.read_text().count('request') < 6 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert hooks.read_text().count('request') == 6
+        server.proc.send_signal(signal.SIGTERM)
+        answers = []
+        for s in socks:
+            data = b''
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            answers.append(data)
+        assert server.proc.wait(15) == 0
+    finally:
+        for s in socks:
+            s.close()
+        server.stop()
+    for data in answers:
+        assert data.startswith(b'HTTP/1.1 200 ')
+        assert b'finished ' in data
+    text = hooks.read_text().split('\n')
+    startups = {line.split()[1] for line in text if line.startswith('startup')}
+    shutdowns = {line.split()[1] for line in text if line.startswith('shutdown')}
+    assert len(startups) == 2 and shutdowns == startups  # hooks ran in each worker
+    with pytest.raises(OSError):  # nobody listens any more
+        socket.create_connection(('127.0.0.1', server.port), timeout=2)
+
+
+def test_app_shutdown_in_a_worker_stops_the_whole_server(app_dir):
+    server = start(app_dir, '--workers', '2')
+    try:
+        assert httpx.get(server.url + '/stop', timeout=10).text == 'stopping'
+        assert server.proc.wait(15) == 0
+    finally:
+        server.stop()
+    assert 'stopping the server' in server.output
+
+
+def test_workers_that_cannot_start_end_with_an_error(tmp_path):
+    (tmp_path / 'wapp.py').write_text(textwrap.dedent('''
+        from microdot import Microdot
+        app = Microdot()
+
+        @app.on_startup
+        def fail():
+            raise RuntimeError('database unreachable')
+    '''))
+    port = free_port()
+    proc = subprocess.run(MICRODOT + ['run', 'wapp:app', '--port', str(port),
+                                      '--workers', '2'],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert 'database unreachable' in proc.stderr  # each failure is logged
+    assert proc.stderr.rstrip().splitlines()[-1].startswith(
+        'microdot: error: no worker could start: the last one exited with status 1 '
+        'before serving')
+
+
+def test_a_target_that_is_not_an_app_is_one_error_with_workers(app_dir):
+    proc = subprocess.run(MICRODOT + ['run', 'wapp:index', '--port', str(free_port()),
+                                      '--workers', '3'],
+                          cwd=str(app_dir), capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.count('wapp:index is a function, not a Microdot application') == 1
+    assert 'Traceback' not in proc.stderr and 'restarting' not in proc.stderr
+
+
+def make_tls(tmp_path):
+    openssl = shutil.which('openssl')
+    if openssl is None:
+        pytest.skip('the openssl command is needed to make a test certificate')
+    cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+    subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                    '-subj', '/CN=localhost', '-keyout', str(key), '-out', str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    client = ssl.create_default_context(cafile=str(cert))
+    client.check_hostname = False
+    return cert, key, client
+
+
+def test_app_run_with_workers_and_tls(app_dir, tmp_path):
+    cert, key, client = make_tls(tmp_path)
+    (app_dir / 'serve.py').write_text(textwrap.dedent('''
+        import ssl, sys
+        from wapp import app
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        app.run(host='127.0.0.1', port=int(sys.argv[1]), ssl=ctx, workers=2)
+    '''))
+    port = free_port()
+    server = LiveServerProcess([sys.executable, 'serve.py', str(port), str(cert), str(key)],
+                               port, cwd=str(app_dir))
+    try:
+        server.wait_ready(line='Serving')
+        assert 'on https://127.0.0.1:%d (2 workers, built-in server)' % port \
+            in server.live.text
+        url = 'https://127.0.0.1:%d' % port
+        assert len(worker_pids(url, 2, verify=client)) == 2
+    finally:
+        assert server.stop() == 0, server.output
