@@ -114,7 +114,8 @@ def test_cli_version():
 def test_cli_run_help():
     proc = cli('run', '--help')
     assert proc.returncode == 0
-    for flag in ('--server', '--host', '--port', '--workers', '--reload', 'MODULE:APP'):
+    for flag in ('--server', '--host', '--port', '--workers', '--reload', 'MODULE:APP',
+                 '--access-log', '--no-access-log'):
         assert flag in proc.stdout
 
 
@@ -217,3 +218,64 @@ def test_upstream_copy_on_the_path_is_warned_about_and_reported(tmp_path):
     proc = cli('--version', env=env)  # our __init__ runs: the import warning says it all
     assert proc.returncode == 0
     assert proc.stdout.startswith('microdot-core ')
+
+
+# -- one-line errors of ``microdot run`` (issue #14) ------------------------------------
+
+def test_cli_target_that_is_not_an_application_is_a_clear_error():
+    proc = cli('run', 'examples.hello:index')
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        'microdot: error: examples.hello:index is a function, not a Microdot application; '
+        'expected MODULE:APP naming a Microdot() instance, e.g. examples.hello:app; name '
+        'the application the routes are added to (usually app)\n')
+    proc = cli('run', 'examples.hello:Microdot')
+    assert proc.returncode == 2
+    assert 'examples.hello:Microdot is the class Microdot, not a Microdot application' \
+        in proc.stderr
+    assert 'create one (app = Microdot())' in proc.stderr
+    proc = cli('run', 'examples.hello:__doc__')
+    assert proc.returncode == 2
+    assert 'examples.hello:__doc__ is a str object, not a Microdot application' \
+        in proc.stderr
+
+
+@pytest.mark.parametrize('server,package,extra', [
+    ('hypercorn', 'hypercorn', 'microdot-asgi[hypercorn]'),
+    ('waitress', 'waitress', 'microdot-wsgi[waitress]'),
+])
+def test_cli_server_plugin_installed_without_its_server_names_the_extra(
+        tmp_path, server, package, extra):
+    """The plugin is installed, the server package is not (an importable stand-in that
+    fails the way a missing package does hides the real one)."""
+    import os
+    (tmp_path / package).mkdir()
+    (tmp_path / package / '__init__.py').write_text(
+        'raise ModuleNotFoundError("No module named %r", name=%r)\n' % (package, package))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    proc = cli('run', 'examples.hello:app', '--server', server, '--port', str(free_port()),
+               env=env)
+    assert proc.returncode == 2
+    assert proc.stderr == "microdot: error: the '%s' server needs %s: pip install '%s'\n" % (
+        server, extra, extra)
+
+
+def test_cli_workers_values():
+    from microdot.cli import build_parser
+    parser = build_parser()
+    assert parser.parse_args(['run', 'a:app', '--workers', 'auto']).workers == 'auto'
+    assert parser.parse_args(['run', 'a:app', '--workers', '0']).workers == 0
+    assert parser.parse_args(['run', 'a:app', '--workers', '3']).workers == 3
+    proc = cli('run', 'a:app', '--workers', 'many')
+    assert proc.returncode == 2
+    assert 'expected a number or "auto"' in proc.stderr
+    proc = cli('run', 'a:app', '--workers', '-1')
+    assert proc.returncode == 2
+    assert 'expected a number >= 0' in proc.stderr
+
+
+def test_cli_access_log_option_is_refused_by_servers_without_it():
+    proc = cli('run', 'examples.hello:app', '--server', 'wsgiref', '--no-access-log')
+    assert proc.returncode == 2
+    assert "the 'wsgiref' server does not support --no-access-log; servers that " \
+        "support it: builtin" in proc.stderr

@@ -1,0 +1,126 @@
+"""What ``python app.py`` and ``microdot run`` show (issue #14): the start-up line, the
+access log (``debug=True`` turns it on, as Microdot's debug output listed requests),
+tracebacks, and one-line errors; an application's own logging setup is respected."""
+import socket
+import subprocess
+import sys
+import textwrap
+
+import httpx
+
+from support import LiveServerProcess, free_port
+
+MICRODOT = [sys.executable, '-m', 'microdot']
+
+APP = '''
+import logging, sys
+from microdot import Microdot
+
+app = Microdot()
+
+
+@app.route('/')
+async def index(request):
+    return 'hello'
+
+
+@app.route('/boom')
+async def boom(request):
+    raise ValueError('kaboom')
+
+
+if __name__ == '__main__':
+    {setup}
+    app.run(host='127.0.0.1', port=int(sys.argv[1]), {options})
+'''
+
+
+def script(tmp_path, options='', setup='pass'):
+    (tmp_path / 'myapp.py').write_text(APP.format(options=options, setup=setup))
+    return tmp_path
+
+
+def run_script(tmp_path, requests=('/',), options='', setup='pass', wait='Serving'):
+    """Run myapp.py, make the requests, stop it; returns (status, output)."""
+    script(tmp_path, options, setup)
+    port = free_port()
+    server = LiveServerProcess([sys.executable, 'myapp.py', str(port)], port,
+                               cwd=str(tmp_path))
+    try:
+        server.wait_ready(line=wait)  # (the port first: it is bound before any line)
+        for path in requests:
+            httpx.get(server.url + path, timeout=10)
+    finally:
+        status = server.stop()
+    return status, server.output, port
+
+
+def test_app_run_says_where_it_serves(tmp_path):
+    status, output, port = run_script(tmp_path)
+    assert status == 0
+    assert ('INFO microdot: Serving myapp:app on http://127.0.0.1:%d (1 worker, built-in '
+            'server)\n' % port) in output
+    assert output.count('Serving') == 1  # one line, not one per socket as well
+    assert 'microdot.access' not in output  # off by default in app.run()
+
+
+def test_debug_turns_the_access_log_on_and_shows_tracebacks(tmp_path):
+    status, output, _ = run_script(tmp_path, ('/', '/boom'), options='debug=True')
+    assert status == 0
+    assert 'INFO microdot.access: 127.0.0.1 - "GET / HTTP/1.1" 200' in output
+    assert 'INFO microdot.access: 127.0.0.1 - "GET /boom HTTP/1.1" 500' in output
+    assert 'ERROR microdot: Unhandled exception in GET /boom' in output
+    assert 'Traceback' in output and 'ValueError: kaboom' in output
+
+
+def test_debug_keeps_an_explicit_access_log_off(tmp_path):
+    status, output, _ = run_script(tmp_path, options='debug=True, access_log=False')
+    assert status == 0 and 'Serving' in output
+    assert 'microdot.access' not in output
+
+
+def test_logging_configured_by_the_application_is_left_alone(tmp_path):
+    status, output, _ = run_script(
+        tmp_path, ('/', '/boom'), options='access_log=True',
+        setup="logging.basicConfig(level=logging.WARNING, format='APP %(message)s')",
+        wait=None)  # nothing below WARNING is shown
+    assert status == 0
+    assert 'Serving' not in output and 'GET / HTTP' not in output
+    assert 'APP Unhandled exception in GET /boom' in output
+
+
+def test_cli_access_log_is_on_by_default_and_can_be_turned_off(tmp_path):
+    script(tmp_path)
+    for flags, shown in (([], True), (['--no-access-log'], False), (['--access-log'], True)):
+        port = free_port()
+        server = LiveServerProcess(MICRODOT + ['run', 'myapp:app', '--port', str(port)]
+                                   + flags, port, cwd=str(tmp_path))
+        try:
+            server.wait_ready(line='Serving myapp:app on http://127.0.0.1:%d (1 worker, '
+                                   'built-in server)' % port)
+            assert httpx.get(server.url + '/', timeout=10).text == 'hello'
+            if shown:
+                assert server.live.wait_for('"GET / HTTP/1.1" 200')
+        finally:
+            assert server.stop() == 0
+        assert ('microdot.access' in server.output) is shown, (flags, server.output)
+
+
+def test_port_in_use_is_one_line(tmp_path):
+    script(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, 'myapp.py', str(port)], cwd=str(tmp_path),
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        assert proc.stderr == ('ERROR microdot: port %d is in use; pick another with '
+                               'app.run(port=...)\n' % port)
+        for extra in ([], ['--workers', '2'], ['--reload']):
+            proc = subprocess.run(MICRODOT + ['run', 'myapp:app', '--port', str(port)]
+                                  + extra, cwd=str(tmp_path), capture_output=True,
+                                  text=True, timeout=60)
+            assert proc.returncode == 1, extra
+            assert proc.stderr == ('microdot: error: port %d is in use; pick another with '
+                                   '--port\n' % port), extra
