@@ -275,3 +275,82 @@ def test_app_run_with_workers_and_tls(app_dir, tmp_path):
         assert len(worker_pids(url, 2, verify=client)) == 2
     finally:
         assert server.stop() == 0, server.output
+
+
+def test_ctrl_c_to_the_process_group_stops_gracefully(app_dir, tmp_path):
+    """A terminal's Ctrl-C reaches every process: the workers leave it to the
+    supervisor, whose single SIGTERM lets the request in flight finish."""
+    hooks = tmp_path / 'hooks.txt'
+    server = start(app_dir, '--workers', '2', env={'HOOKS_FILE': str(hooks)})
+    try:
+        s = socket.create_connection(('127.0.0.1', server.port), timeout=10)
+        s.sendall(b'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
+        deadline = time.monotonic() + 10
+        while 'request' not in (hooks.read_text() if hooks.exists() else '') \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(server.proc.pid, signal.SIGINT)
+        data = b''
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        assert server.proc.wait(15) == 0
+    finally:
+        server.stop()
+    assert data.startswith(b'HTTP/1.1 200 ') and b'finished' in data
+    assert 'Second signal' not in server.output
+
+
+def test_workers_stop_when_the_supervisor_is_killed(app_dir):
+    server = start(app_dir, '--workers', '2')
+    try:
+        pids = worker_pids(server.url, 2)
+        os.kill(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(10)
+        deadline = time.monotonic() + 10
+        alive = set(pids)
+        while alive and time.monotonic() < deadline:
+            for pid in list(alive):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    alive.discard(pid)
+            time.sleep(0.05)
+        assert not alive, 'orphaned workers kept running'
+    finally:
+        server.stop()
+    assert 'The supervising process is gone' in server.output
+
+
+def test_restart_back_off_doubles_and_resets():
+    from microdot import supervisor
+    sup = supervisor.Supervisor(None, None, 2, False, None, 'x', ('http', 'h', 1), {})
+    worker = sup.workers[0]
+    delays = []
+    for _ in range(8):
+        worker.pid, worker.ready, worker.started = 1, True, time.monotonic()
+        before = time.monotonic()
+        sup._exited(worker, 1 << 8)  # exit status 1, soon after starting
+        delays.append(round(worker.restart_at - before, 1))
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    worker.pid, worker.started = 1, time.monotonic() - supervisor.STABLE_AFTER - 1
+    before = time.monotonic()
+    sup._exited(worker, signal.SIGKILL)  # killed after serving a while: at once
+    assert worker.restart_at - before < 0.1 and worker.backoff == supervisor.BACKOFF_MIN
+    assert sup.gave_up is None  # workers did serve: never give up
+
+
+def test_supervisor_gives_up_when_no_worker_ever_started():
+    from microdot import supervisor
+    sup = supervisor.Supervisor(None, None, 2, False, None, 'x', ('http', 'h', 1), {})
+    for worker in sup.workers:
+        worker.pid = 1
+        sup._exited(worker, 1 << 8)
+    assert sup.gave_up is None  # each may retry once
+    sup.workers[0].pid = 1
+    sup._exited(sup.workers[0], 1 << 8)
+    assert sup.gave_up.startswith('no worker could start: the last one exited with '
+                                  'status 1 before serving')

@@ -1191,6 +1191,8 @@ def serve_app(app: Any, host: Optional[str] = '0.0.0.0', port: int = 5000,
     if name is None:
         name = app if isinstance(app, str) else console.describe_app(app)
     if reload:
+        if os.name == 'nt':  # pragma: no cover - the socket is handed down by fd
+            raise listener.ServeError('reload needs a POSIX system (Linux, macOS)')
         reloader.run_reloader(sock, reloader.app_folders(app),
                               float(options.get('shutdown_timeout',
                                                 DEFAULTS['shutdown_timeout'])))
