@@ -237,7 +237,7 @@ def test_a_target_that_is_not_an_app_is_one_error_with_workers(app_dir):
     proc = subprocess.run(MICRODOT + ['run', 'wapp:index', '--port', str(free_port()),
                                       '--workers', '3'],
                           cwd=str(app_dir), capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0
+    assert proc.returncode == 2  # as without workers
     assert proc.stderr.count('wapp:index is a function, not a Microdot application') == 1
     assert 'Traceback' not in proc.stderr and 'restarting' not in proc.stderr
 

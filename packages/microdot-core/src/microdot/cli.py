@@ -264,6 +264,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except ServeError as exc:  # the server could not run (port in use, workers failed)
         print('microdot: error: %s' % exc, file=sys.stderr)
-        return 1
+        return exc.exit_status
     except KeyboardInterrupt:  # pragma: no cover - interactive
         return 130

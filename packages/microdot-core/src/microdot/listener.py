@@ -21,6 +21,9 @@ BACKLOG = 1024
 class ServeError(RuntimeError):
     """The server cannot run; the message is one line meant for the user."""
 
+    #: exit status of ``microdot run`` for this error
+    exit_status = 1
+
 
 class PortInUse(ServeError):
     """Another process listens on the port (``EADDRINUSE``).

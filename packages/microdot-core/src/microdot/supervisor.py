@@ -250,7 +250,9 @@ class Supervisor:
                 os.close(fd)
             self._close_socket()
         if self.fatal is not None:
-            raise ServeError(self.fatal)
+            error = ServeError(self.fatal)
+            error.exit_status = 2  # a usage error, as in a single process
+            raise error
         if self.gave_up is not None:
             raise ServeError(self.gave_up)
 
