@@ -161,8 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ServeError('%s; pick another with --port' % exc) from None
     except ImportError as exc:
         package = SERVER_PACKAGES.get(args.server)
-        missing = exc.name is None and str(exc).startswith("the '%s' server needs"
-                                                            % args.server)
+        prefix = "the '%s' server needs" % args.server
+        missing = exc.name is None and str(exc).startswith(prefix)
         if missing:
             raise CLIError(str(exc)) from None
         if package and exc.name and exc.name.split('.')[0] == package:
@@ -264,6 +264,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except ServeError as exc:  # the server could not run (port in use, workers failed)
         print('microdot: error: %s' % exc, file=sys.stderr)
-        return exc.exit_status
+        return int(exc.exit_status)
     except KeyboardInterrupt:  # pragma: no cover - interactive
         return 130

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 logger = logging.getLogger('microdot')
 
@@ -51,8 +51,10 @@ def describe_app(app: Any) -> str:
         spec = getattr(main, '__spec__', None)
         if spec is not None and getattr(spec, 'name', None):
             module = spec.name
-        elif getattr(main, '__file__', None):
-            module = os.path.splitext(os.path.basename(main.__file__))[0]
+        else:
+            path: Optional[str] = getattr(main, '__file__', None)
+            if path:
+                module = os.path.splitext(os.path.basename(path))[0]
         for name, value in list(vars(main).items()):
             if value is app and not name.startswith('_'):
                 return '%s:%s' % (module, name)
@@ -72,10 +74,10 @@ def announce(target: str, scheme: str, host: str, port: int, workers: int) -> No
     logger.info('%s', serving_line(target, scheme, host, port, workers))
 
 
-def shown_address(sock: Any, host: Optional[str]) -> tuple:
+def shown_address(sock: Any, host: Optional[str]) -> Tuple[str, int]:
     """``(host, port)`` to show for a bound socket: the host as given (``0.0.0.0``
     stays as is), the port as bound (useful with port 0)."""
-    port = sock.getsockname()[1]
+    port: int = sock.getsockname()[1]
     if not host:
         host = '::' if sock.family == socket.AF_INET6 else '0.0.0.0'
     return host, port

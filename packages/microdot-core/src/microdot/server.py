@@ -1229,7 +1229,7 @@ class BuiltinServer:
     MICRODOT_PLUGIN_API = 1
     name = 'builtin'
     #: CLI options (besides host and port) this server accepts
-    options: frozenset = frozenset({'workers', 'reload', 'access_log'})
+    options: 'frozenset[str]' = frozenset({'workers', 'reload', 'access_log'})
 
     def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000,
             workers: Union[int, str, None] = None, reload: bool = False,

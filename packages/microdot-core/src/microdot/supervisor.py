@@ -87,8 +87,12 @@ def _worker_main(app: Any, sock: socket.socket, report: int, debug: bool, ssl: A
                 os.write(report, b'F%d %s\n' % (pid, str(exc).replace('\n', ' ').encode()))
                 return EXIT_FATAL
         app.debug = debug
+
+        def ready(server: Any) -> None:
+            os.write(report, b'R%d\n' % pid)
+
         serve_socket(app, sock, ssl=ssl, signals=(signal.SIGTERM,), parent=parent,
-                     on_ready=lambda server: os.write(report, b'R%d\n' % pid), **options)
+                     on_ready=ready, **options)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -307,7 +311,7 @@ class Supervisor:
         if any(w.pid is not None for w in self.workers):
             logger.log(logging.INFO if self.signals else logging.DEBUG,
                        'Stopping %d worker(s) (in-flight requests may finish)',
-                        sum(w.pid is not None for w in self.workers))
+                       sum(w.pid is not None for w in self.workers))
         self.forwarded = self.signals or 1
         self._kill(signal.SIGTERM)
         deadline = time.monotonic() + self.shutdown_timeout + KILL_GRACE
