@@ -124,3 +124,26 @@ def test_port_in_use_is_one_line(tmp_path):
             assert proc.returncode == 1, extra
             assert proc.stderr == ('microdot: error: port %d is in use; pick another with '
                                    '--port\n' % port), extra
+
+
+def test_bind_errors_are_one_line():
+    from microdot.listener import PortInUse, ServeError, bind
+    sock = bind('localhost', 0)  # a name: its IPv4 address
+    try:
+        assert sock.family == socket.AF_INET
+        assert sock.getsockname()[0] == '127.0.0.1'
+        port = sock.getsockname()[1]
+        try:
+            bind('127.0.0.1', port)
+        except PortInUse as exc:
+            assert str(exc) == 'port %d is in use' % port
+        else:
+            raise AssertionError('bound a port in use')
+    finally:
+        sock.close()
+    try:
+        bind('no-such-host.invalid', 0)
+    except ServeError as exc:
+        assert str(exc).startswith("cannot resolve host 'no-such-host.invalid'")
+    else:
+        raise AssertionError('resolved an invalid name')

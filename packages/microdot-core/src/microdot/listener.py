@@ -41,7 +41,8 @@ class PortInUse(ServeError):
 def bind(host: Optional[str], port: int) -> socket.socket:
     """A listening TCP socket on ``host``:``port`` (``SO_REUSEADDR`` on POSIX).
 
-    ``host`` may be an IPv4 or IPv6 address or a name (its first address is used);
+    ``host`` may be an IPv4 or IPv6 address or a name (its first IPv4 address is
+    used, else its first address);
     ``''`` or None listens on every interface of both families (one dual-stack IPv6
     socket where the platform has one). The socket is inheritable, for worker and
     reloaded processes. Raises :class:`PortInUse`, or :class:`ServeError` for an
@@ -57,6 +58,8 @@ def bind(host: Optional[str], port: int) -> socket.socket:
         else:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                        flags=socket.AI_PASSIVE)
+            # a name such as 'localhost': its IPv4 address if it has one
+            infos.sort(key=lambda info: info[0] != socket.AF_INET)
             family, _, _, _, address = infos[0]
             sock = socket.create_server(address, family=family, backlog=BACKLOG)
     except socket.gaierror as exc:

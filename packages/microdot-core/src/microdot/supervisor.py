@@ -152,6 +152,10 @@ class Supervisor:
             finally:
                 try:
                     logging.shutdown()
+                    for stream in (sys.stdout, sys.stderr):
+                        stream.flush()  # os._exit() would drop what is buffered
+                except BaseException:  # pragma: no cover - exiting anyway
+                    pass
                 finally:
                     os._exit(status)
         worker.pid = pid
@@ -198,8 +202,10 @@ class Supervisor:
         if self.stopping:
             return
         code = os.waitstatus_to_exitcode(status)
-        if code == EXIT_FATAL and self.fatal is not None:
-            return
+        if code == EXIT_FATAL:
+            self._read_reports()  # its report, written before it exited
+            if self.fatal is not None:
+                return
         if code == 0:
             logger.info('Worker %d stopped the application (app.shutdown()): stopping '
                         'the server', worker.index)
