@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from typing import Any, List, Optional
@@ -151,8 +152,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                            'runs one process; drop --workers while developing')
     from . import console
     workers = options.get('workers')
-    console.configure_logging(workers=workers if isinstance(workers, int) and workers > 1
-                              else (2 if workers in (0, 'auto') else 1))
+    configured = console.configure_logging(
+        workers=workers if isinstance(workers, int) and workers > 1
+        else (2 if workers in (0, 'auto') else 1))
+    package = SERVER_PACKAGES.get(args.server)
+    if configured and package:  # e.g. waitress says where it serves at INFO
+        server_logger = logging.getLogger(package)
+        if server_logger.level == logging.NOTSET:
+            server_logger.setLevel(logging.INFO)
     target = args.target
     from .listener import PortInUse, ServeError
     try:
@@ -160,7 +167,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except PortInUse as exc:
         raise ServeError('%s; pick another with --port' % exc) from None
     except ImportError as exc:
-        package = SERVER_PACKAGES.get(args.server)
         prefix = "the '%s' server needs" % args.server
         missing = exc.name is None and str(exc).startswith(prefix)
         if missing:
