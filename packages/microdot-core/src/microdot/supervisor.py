@@ -284,7 +284,9 @@ class Supervisor:
             self._wait(min([1.0] + [at - now for at in due]))
             self._read_reports()
             self._reap()
-            if not self.announced and all(w.ready for w in self.workers):
+            # once every worker serves, or failed (a crashing one does not hide the line)
+            if not self.announced and any(w.ready for w in self.workers) and \
+                    all(w.ready or w.pid is None for w in self.workers):
                 self.announced = True
                 from .console import announce
                 scheme, host, port = self.address
