@@ -1,6 +1,7 @@
 """What ``python app.py`` and ``microdot run`` show (issue #14): the start-up line, the
 access log (``debug=True`` turns it on, as Microdot's debug output listed requests),
 tracebacks, and one-line errors; an application's own logging setup is respected."""
+import os
 import socket
 import subprocess
 import sys
@@ -147,3 +148,51 @@ def test_bind_errors_are_one_line():
         assert str(exc).startswith("cannot resolve host 'no-such-host.invalid'")
     else:
         raise AssertionError('resolved an invalid name')
+
+
+MULTI = '''
+import socket, sys
+from microdot import Microdot
+
+real = socket.getaddrinfo
+
+
+def getaddrinfo(host, port, *args, **kwargs):
+    """'multi.test' stands for a name with two addresses (localhost: 127.0.0.1, ::1)."""
+    if host == 'multi.test':
+        return [info for address in ('127.0.0.1', '127.0.0.2')
+                for info in real(address, port, *args, **kwargs)]
+    return real(host, port, *args, **kwargs)
+
+
+socket.getaddrinfo = getaddrinfo
+app = Microdot()
+
+
+@app.route('/')
+async def index(request):
+    return 'hello'
+
+
+app.run(host='multi.test', port=int(sys.argv[1]))
+'''
+
+
+def test_a_name_with_several_addresses_is_served_on_all(tmp_path):
+    """As asyncio.start_server (and Microdot) do; the start-up line names the host."""
+    (tmp_path / 'multi.py').write_text(MULTI)
+    port = free_port()
+    server = LiveServerProcess([sys.executable, 'multi.py', str(port)], port,
+                               cwd=str(tmp_path), env={'MICRODOT_LOOP': 'asyncio'})
+    try:
+        server.wait_ready(line='Serving multi:app on http://multi.test:%d (1 worker' % port)
+        for address in ('127.0.0.1', '127.0.0.2'):
+            assert httpx.get('http://%s:%d/' % (address, port), timeout=10).text == 'hello'
+        proc = subprocess.run([sys.executable, 'multi.py', str(port)], cwd=str(tmp_path),
+                              env=dict(os.environ, MICRODOT_LOOP='asyncio'),
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        assert proc.stderr == ('ERROR microdot: port %d is in use; pick another with '
+                               'app.run(port=...)\n' % port)
+    finally:
+        assert server.stop() == 0, server.output

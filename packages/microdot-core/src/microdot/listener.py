@@ -9,10 +9,11 @@ backlog rather than refused while a worker or the application restarts.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 from typing import Optional
 
-__all__ = ['ServeError', 'PortInUse', 'bind', 'display_host']
+__all__ = ['ServeError', 'PortInUse', 'bind', 'several_addresses', 'display_host']
 
 #: Pending connections the kernel queues for the socket.
 BACKLOG = 1024
@@ -74,6 +75,24 @@ def bind(host: Optional[str], port: int) -> socket.socket:
                          % (host or '*', port, exc.strerror or exc)) from None
     sock.set_inheritable(True)
     return sock
+
+
+def several_addresses(host: Optional[str], port: int) -> bool:
+    """Whether ``host`` is a name with more than one address (``localhost``: 127.0.0.1
+    and ::1). False for addresses, ``''``/None, and names that do not resolve."""
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host.split('%')[0])
+        return False
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        return False
+    return len({info[4][:2] for info in infos}) > 1
 
 
 def display_host(host: str) -> str:

@@ -12,6 +12,7 @@ idle keep-alive connections make room for new clients, and a refusal is a comple
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -1069,11 +1070,13 @@ class _QuietStart(logging.Filter):
         return record.msg != '%s on %s://%s:%d'
 
 
-def serve_socket(app: Any, sock: socket.socket, ssl: Any = None,
+def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
                  signals: Tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
                  on_ready: Optional[Callable[[Server], None]] = None,
-                 parent: Optional[int] = None, **options: Any) -> None:
-    """Serve ``app`` on the bound listening ``sock`` in this process, in a new event
+                 parent: Optional[int] = None, host: Optional[str] = None, port: int = 0,
+                 **options: Any) -> None:
+    """Serve ``app`` on the bound listening ``sock`` (None: bind ``host``:``port``
+    after the startup hooks, every address of a name) in this process, in a new event
     loop, until ``app.shutdown()`` or one of ``signals`` (a second one aborts).
 
     ``on_ready`` is called once the startup hooks ran and connections are about to be
@@ -1116,7 +1119,14 @@ def serve_socket(app: Any, sock: socket.socket, ssl: Any = None,
             except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
                 pass
         try:
-            await server.start(sock=sock, ssl=ssl, start_serving=False)
+            try:
+                await server.start(host or '', port, sock=sock, ssl=ssl,
+                                   start_serving=False)
+            except OSError as exc:
+                if sock is None and exc.errno == errno.EADDRINUSE:
+                    from .listener import PortInUse
+                    raise PortInUse(host or '', port) from None
+                raise
             if on_ready is not None:
                 on_ready(server)
             if parent is not None:
@@ -1184,12 +1194,24 @@ def serve_app(app: Any, host: Optional[str] = '0.0.0.0', port: int = 5000,
     if inherited is not None:  # this process is the one the reloader restarts
         sock, reload, signals = inherited, False, (signal.SIGTERM,)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the reloader forwards it
-    if sock is None:
-        sock = listener.bind(host, port)
-    shown_host, shown_port = console.shown_address(sock, host)
     scheme = 'https' if ssl else 'http'
     if name is None:
         name = app if isinstance(app, str) else console.describe_app(app)
+    if sock is None and count == 1 and not reload and listener.several_addresses(host, port):
+        # one process listens on every address of a name (localhost: 127.0.0.1 and
+        # ::1), as asyncio.start_server does, binding after the startup hooks
+        app = _load(app, debug)
+
+        def bound(server: Server) -> None:
+            console.announce(name or 'app', scheme, host or '',
+                             server.sockets[0].getsockname()[1], 1)
+
+        serve_socket(app, None, ssl=ssl, signals=signals, on_ready=bound, host=host,
+                     port=port, **options)
+        return
+    if sock is None:
+        sock = listener.bind(host, port)
+    shown_host, shown_port = console.shown_address(sock, host)
     if reload:
         if os.name == 'nt':  # pragma: no cover - the socket is handed down by fd
             raise listener.ServeError('reload needs a POSIX system (Linux, macOS)')
@@ -1202,15 +1224,21 @@ def serve_app(app: Any, host: Optional[str] = '0.0.0.0', port: int = 5000,
         run_workers(app, sock, count, debug=debug, ssl=ssl, name=name,
                     address=(scheme, shown_host, shown_port), options=options)
         return
-    if isinstance(app, str):
-        from .cli import load_app
-        app = load_app(app)
-    app.debug = debug
+    app = _load(app, debug)
 
     def ready(server: Server) -> None:
         console.announce(name or 'app', scheme, shown_host, shown_port, 1)
 
     serve_socket(app, sock, ssl=ssl, signals=signals, on_ready=ready, **options)
+
+
+def _load(app: Any, debug: bool) -> Any:
+    """The application ``app`` names (``MODULE:APP``) or is, with ``debug`` set."""
+    if isinstance(app, str):
+        from .cli import load_app
+        app = load_app(app)
+    app.debug = debug
+    return app
 
 
 def run_app(app: Any, host: str = '0.0.0.0', port: int = 5000, debug: bool = False,
