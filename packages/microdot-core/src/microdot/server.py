@@ -1074,6 +1074,7 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
                  signals: Tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
                  on_ready: Optional[Callable[[Server], None]] = None,
                  parent: Optional[int] = None, host: Optional[str] = None, port: int = 0,
+                 on_stopping: Optional[Callable[[], None]] = None,
                  **options: Any) -> None:
     """Serve ``app`` on the bound listening ``sock`` (None: bind ``host``:``port``
     after the startup hooks, every address of a name) in this process, in a new event
@@ -1081,7 +1082,9 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
 
     ``on_ready`` is called once the startup hooks ran and connections are about to be
     accepted. ``parent`` is the pid of a supervising process: when it is gone, the
-    server shuts down (a worker never outlives its supervisor).
+    server shuts down (a worker never outlives its supervisor), and ``on_stopping`` is
+    called (within half a second) when the server stops for another reason than a
+    signal: ``app.shutdown()``.
     """
     server = Server(app, **options)
     quiet = _QuietStart()
@@ -1108,8 +1111,10 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
             if os.getppid() != parent:
                 logger.warning('The supervising process is gone: shutting down')
                 server.shutdown()
+            elif server.stopping and not received and on_stopping is not None:
+                on_stopping()  # app.shutdown(): once
             else:
-                watch = loop.call_later(1.0, check_parent)
+                watch = loop.call_later(0.5, check_parent)
 
         installed = []
         for sig in signals:
@@ -1130,7 +1135,7 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
             if on_ready is not None:
                 on_ready(server)
             if parent is not None:
-                watch = loop.call_later(1.0, check_parent)
+                watch = loop.call_later(0.5, check_parent)
             await server.serve_forever()
         finally:
             if watch is not None:

@@ -16,8 +16,8 @@ kernel hands each connection to one idle worker. The parent serves nothing: it
   which stops gracefully (in-flight requests get ``shutdown_timeout``); workers still
   running after that (plus :data:`KILL_GRACE`) are killed. A second signal is
   forwarded as a second SIGTERM, which aborts the workers' connections;
-- stops everything when a worker ends on its own with exit status 0: that is
-  ``app.shutdown()`` in a worker, which stops the whole server.
+- stops everything when ``app.shutdown()`` is called in a worker (the worker reports
+  it at once; a worker that ends on its own with exit status 0 counts the same).
 
 Workers ignore SIGINT (a Ctrl-C reaches the whole process group; the parent forwards
 it once, as SIGTERM), and shut down if the parent disappears. POSIX only (``os.fork``).
@@ -91,8 +91,11 @@ def _worker_main(app: Any, sock: socket.socket, report: int, debug: bool, ssl: A
         def ready(server: Any) -> None:
             os.write(report, b'R%d\n' % pid)
 
+        def stopping() -> None:  # app.shutdown() here stops every worker
+            os.write(report, b'S%d\n' % pid)
+
         serve_socket(app, sock, ssl=ssl, signals=(signal.SIGTERM,), parent=parent,
-                     on_ready=ready, **options)
+                     on_ready=ready, on_stopping=stopping, **options)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -184,6 +187,11 @@ class Supervisor:
                         self.ever_ready = True
             elif kind[:1] == 'F' and self.fatal is None:
                 self.fatal = rest
+            elif kind[:1] == 'S' and not self.signals:
+                index = [w.index for w in self.workers if w.pid == pid] or [-1]
+                logger.info('Worker %d stopped the application (app.shutdown()): stopping '
+                            'the server', index[0])
+                self.signals = 1
 
     def _reap(self) -> None:
         while True:
