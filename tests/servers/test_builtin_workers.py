@@ -277,9 +277,12 @@ def test_app_run_with_workers_and_tls(app_dir, tmp_path):
         assert server.stop() == 0, server.output
 
 
-def test_ctrl_c_to_the_process_group_stops_gracefully(app_dir, tmp_path):
-    """A terminal's Ctrl-C reaches every process: the workers leave it to the
-    supervisor, whose single SIGTERM lets the request in flight finish."""
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_process_group_stops_gracefully(app_dir, tmp_path, sig):
+    """A terminal's Ctrl-C (SIGINT) reaches every process: the workers leave it to the
+    supervisor, whose single SIGTERM lets the request in flight finish. A SIGTERM to
+    the group (systemd's default KillMode, ``kill -TERM -PGID``) reaches the workers
+    twice, from the signaller and from the supervisor: still a graceful stop."""
     hooks = tmp_path / 'hooks.txt'
     server = start(app_dir, '--workers', '2', env={'HOOKS_FILE': str(hooks)})
     try:
@@ -289,7 +292,7 @@ def test_ctrl_c_to_the_process_group_stops_gracefully(app_dir, tmp_path):
         while 'request' not in (hooks.read_text() if hooks.exists() else '') \
                 and time.monotonic() < deadline:
             time.sleep(0.02)
-        os.killpg(server.proc.pid, signal.SIGINT)
+        os.killpg(server.proc.pid, sig)
         data = b''
         while True:
             chunk = s.recv(65536)
@@ -302,6 +305,36 @@ def test_ctrl_c_to_the_process_group_stops_gracefully(app_dir, tmp_path):
         server.stop()
     assert data.startswith(b'HTTP/1.1 200 ') and b'finished' in data
     assert 'Second signal' not in server.output
+
+
+def test_a_second_signal_to_the_supervisor_aborts(app_dir, tmp_path):
+    """The supervisor forwards a second signal as SIGQUIT: open connections are cut
+    instead of waiting for the request in flight (a 1 s handler)."""
+    hooks = tmp_path / 'hooks.txt'
+    server = start(app_dir, '--workers', '2', env={'HOOKS_FILE': str(hooks)})
+    try:
+        s = socket.create_connection(('127.0.0.1', server.port), timeout=10)
+        s.sendall(b'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
+        deadline = time.monotonic() + 10
+        while 'request' not in (hooks.read_text() if hooks.exists() else '') \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        server.proc.send_signal(signal.SIGTERM)
+        # the second signal once the first was handled (two pending ones merge)
+        assert server.live.wait_for('Stopping 2 worker(s)'), server.live.text
+        server.proc.send_signal(signal.SIGTERM)
+        data = b''
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        assert server.proc.wait(15) == 0
+    finally:
+        server.stop()
+    assert b'finished' not in data  # cut, not answered
+    assert 'aborting open connections' in server.output
 
 
 def test_workers_stop_when_the_supervisor_is_killed(app_dir):

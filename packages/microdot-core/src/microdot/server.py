@@ -1075,10 +1075,13 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
                  on_ready: Optional[Callable[[Server], None]] = None,
                  parent: Optional[int] = None, host: Optional[str] = None, port: int = 0,
                  on_stopping: Optional[Callable[[], None]] = None,
-                 **options: Any) -> None:
+                 abort_signal: Optional[int] = None, **options: Any) -> None:
     """Serve ``app`` on the bound listening ``sock`` (None: bind ``host``:``port``
     after the startup hooks, every address of a name) in this process, in a new event
-    loop, until ``app.shutdown()`` or one of ``signals`` (a second one aborts).
+    loop, until ``app.shutdown()`` or one of ``signals`` (a second one aborts open
+    connections; with ``abort_signal``, only that signal aborts them and a repeated
+    one of ``signals`` changes nothing: a worker may get SIGTERM both from its
+    supervisor and from whoever signalled the whole process group).
 
     ``on_ready`` is called once the startup hooks ran and connections are about to be
     accepted. ``parent`` is the pid of a supervising process: when it is gone, the
@@ -1101,10 +1104,14 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
             if received == 1:
                 logger.info('Shutting down (in-flight requests may finish)')
                 server.shutdown()
-            else:
-                logger.warning('Second signal: aborting open connections')
-                for conn in list(server.connections):
-                    conn.abort()
+            elif abort_signal is None:
+                on_abort()
+
+        def on_abort() -> None:
+            logger.warning('Second signal: aborting open connections')
+            server.shutdown()
+            for conn in list(server.connections):
+                conn.abort()
 
         def check_parent() -> None:
             nonlocal watch
@@ -1117,9 +1124,12 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
                 watch = loop.call_later(0.5, check_parent)
 
         installed = []
-        for sig in signals:
+        handlers = [(sig, on_signal) for sig in signals]
+        if abort_signal is not None:
+            handlers.append((abort_signal, on_abort))
+        for sig, handler in handlers:
             try:
-                loop.add_signal_handler(sig, on_signal)
+                loop.add_signal_handler(sig, handler)
                 installed.append(sig)
             except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover
                 pass

@@ -15,7 +15,9 @@ kernel hands each connection to one idle worker. The parent serves nothing: it
 - on SIGINT/SIGTERM, closes its copy of the socket and sends SIGTERM to every worker,
   which stops gracefully (in-flight requests get ``shutdown_timeout``); workers still
   running after that (plus :data:`KILL_GRACE`) are killed. A second signal is
-  forwarded as a second SIGTERM, which aborts the workers' connections;
+  forwarded as SIGQUIT, which aborts the workers' connections (a repeated SIGTERM
+  does not: with systemd's default ``KillMode=control-group`` or ``kill -TERM
+  -PGID``, workers get SIGTERM from the signaller and from the parent);
 - stops everything when ``app.shutdown()`` is called in a worker (the worker reports
   it at once; a worker that ends on its own with exit status 0 counts the same).
 
@@ -95,7 +97,8 @@ def _worker_main(app: Any, sock: socket.socket, report: int, debug: bool, ssl: A
             os.write(report, b'S%d\n' % pid)
 
         serve_socket(app, sock, ssl=ssl, signals=(signal.SIGTERM,), parent=parent,
-                     on_ready=ready, on_stopping=stopping, **options)
+                     on_ready=ready, on_stopping=stopping, abort_signal=signal.SIGQUIT,
+                     **options)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -339,9 +342,9 @@ class Supervisor:
                                self.shutdown_timeout + KILL_GRACE)
                 self._kill(signal.SIGKILL)
                 deadline = now + 60.0
-            if self.signals > self.forwarded:  # a second Ctrl-C: abort
+            if self.signals > self.forwarded:  # a second Ctrl-C or SIGTERM: abort
                 self.forwarded = self.signals
-                self._kill(signal.SIGTERM)
+                self._kill(signal.SIGQUIT)
             self._wait(min(0.5, deadline - now))
             self._read_reports()
             self._reap()
