@@ -108,6 +108,15 @@ def _plain_head(status: int, ctype: str) -> Tuple[bytes, bytes]:
     return head
 
 
+def _backlog(transport: Any) -> int:
+    """Bytes the transport still holds for the client (0 once it cannot tell: Python
+    3.10's TLS transport raises AttributeError after its connection is gone)."""
+    try:
+        return int(transport.get_write_buffer_size())
+    except AttributeError:
+        return 0
+
+
 class _MalformedRequest:
     """Stands for the request in :meth:`HTTPConnection._send` when answering a
     request head that could not be parsed (never HEAD)."""
@@ -636,7 +645,7 @@ class HTTPConnection(asyncio.Protocol):
 
     def _arm_write_deadline(self) -> None:
         self.write_deadline = self.loop.time() + self.server.write_timeout
-        self._write_mark = self.transport.get_write_buffer_size() \
+        self._write_mark = _backlog(self.transport) \
             if self.transport is not None else 0
 
     # -- helpers --------------------------------------------------------------------
@@ -672,7 +681,7 @@ class HTTPConnection(asyncio.Protocol):
                 waiter.set_exception(_Timeout())
         deadline = self.write_deadline
         if deadline is not None and self.transport is not None:
-            pending = self.transport.get_write_buffer_size()
+            pending = _backlog(self.transport)
             if pending < self._write_mark:  # the client read some since: a new period
                 self._write_mark = pending
                 self.write_deadline = now + self.server.write_timeout
@@ -689,7 +698,7 @@ class HTTPConnection(asyncio.Protocol):
         return self.idle and self._waiter is not None and self.parser.at_start and \
             now - self.idle_since >= _MIN_IDLE and \
             not self.upgraded and not self._write_paused and not self._closing and \
-            self.transport is not None and not self.transport.get_write_buffer_size()
+            self.transport is not None and not _backlog(self.transport)
 
     def close_idle(self) -> None:
         """Close an idle connection (see :meth:`reclaimable`) to make room."""
@@ -886,7 +895,7 @@ class HTTPConnection(asyncio.Protocol):
         finally:
             transport = self.transport
             if transport is not None:
-                if transport.get_write_buffer_size() and not transport.is_closing():
+                if _backlog(transport) and not transport.is_closing():
                     # the rest is sent while the client reads, for write_timeout
                     # without progress at most; the connection counts until then
                     self._closing = True
