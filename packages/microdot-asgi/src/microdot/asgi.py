@@ -9,12 +9,9 @@ the built-in server; this module only translates ASGI messages.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import os
-import signal
 import sys
-import threading
 from typing import (Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Tuple,
                     Union)
 from urllib.parse import quote
@@ -26,6 +23,8 @@ from microdot.http11 import check_fields
 from microdot.requests import Request, headers_from_raw
 from microdot.responses import Response, close_body, internal_error, plain_type_field
 from microdot.streams import BodyStream
+from microdot.shutdown import (SENT as _SENT, SERVING as _SERVING, ServerShutdown,
+                               current_request as _current_request)
 # Microdot 2.x's asgi module offers these too (``from microdot.asgi import with_websocket``)
 from microdot.websocket import WebSocket, WebSocketError, websocket_upgrade, with_websocket
 from microdot.ws_protocol import is_valid_close_code
@@ -317,16 +316,6 @@ class ASGIAdapter:
                 return
 
 
-#: What ``app.shutdown()`` needs to know about the HTTP request it is called from: a
-#: one-item list (cheaper than an object, as one is made per request) holding
-#: _SERVING, _STOP_AFTER (``app.shutdown()`` was called: signal once the response is
-#: sent) or _SENT. Set per request task; the threads that run ``def`` handlers and the
-#: tasks the handler starts inherit it with the task's context.
-_current_request: 'contextvars.ContextVar[Optional[List[int]]]' = \
-    contextvars.ContextVar('microdot_asgi_request', default=None)
-_SERVING, _STOP_AFTER, _SENT = 0, 1, 2
-
-
 def server_master_pid() -> int:
     """The process to signal to stop the whole ASGI server this process serves for.
 
@@ -361,48 +350,13 @@ def server_master_pid() -> int:
 _SERVER_PACKAGES = frozenset(('uvicorn', 'hypercorn', 'granian'))
 
 
-class _ServerShutdown:
-    """Sends SIGTERM once to the server's main process (see :func:`server_master_pid`),
-    at once or after the response of the request that asked for it."""
+class _ServerShutdown(ServerShutdown):
+    """``app.shutdown()`` stops the server's main process (:func:`server_master_pid`)."""
 
-    #: Seconds to wait for the asking request's response before signalling anyway
-    #: (a response that never completes, such as an endless stream).
-    grace: float = 5.0
+    logger = logger
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.sent_by: Optional[int] = None  # the pid that sent it (reset in forks)
-        self.timer: Optional[threading.Timer] = None
-
-    def request(self) -> None:
-        """Stop the server: after the current request's response if called while one
-        is served, else now."""
-        state = _current_request.get()
-        if state is None or state[0] == _SENT:
-            self.fire()
-            return
-        state[0] = _STOP_AFTER
-        with self.lock:
-            if self.timer is None:
-                self.timer = threading.Timer(self.grace, self.fire)
-                self.timer.daemon = True
-                self.timer.start()
-
-    def fire(self) -> None:
-        """Send the signal (once per process)."""
-        pid = os.getpid()
-        with self.lock:
-            if self.sent_by == pid:
-                return
-            self.sent_by = pid
-            timer, self.timer = self.timer, None
-        if timer is not None:
-            timer.cancel()
-        target = server_master_pid()
-        logger.info('Shutdown requested: sending SIGTERM to %s (pid %d)',
-                    'this process' if target == pid else 'the server\'s main process',
-                    target)
-        os.kill(target, signal.SIGTERM)
+    def master_pid(self) -> int:
+        return server_master_pid()
 
 
 _server_shutdown = _ServerShutdown()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextvars
 import errno
 import logging
 import os
@@ -43,6 +42,8 @@ from microdot.structures import NoCaseDict
 from microdot.responses import (Response, _LimitedReader, close_body, internal_error,
                                 plain_type_field)
 from microdot.streams import BodyStream
+from microdot.shutdown import (SENT as _SENT, SERVING as _SERVING, ServerShutdown,
+                               current_request as _current_request)
 from microdot import ws_protocol as wsp
 # Microdot 2.x's wsgi module offers these too (``from microdot.wsgi import with_websocket``)
 from microdot.websocket import (FramedTransport, WebSocket, websocket_upgrade,  # noqa: F401
@@ -475,16 +476,6 @@ class _BodyIterable:
             logger.exception('Error while closing a response body')
 
 
-#: What ``app.shutdown()`` needs to know about the request it is called from: a
-#: one-item list (cheaper than an object, as one is made per request) holding
-#: _SERVING, _STOP_AFTER (``app.shutdown()`` was called: signal once the server sent
-#: the response) or _SENT. Set in the server thread's context; the thread's loop's
-#: tasks inherit it.
-_current_request: 'contextvars.ContextVar[Optional[List[int]]]' = \
-    contextvars.ContextVar('microdot_wsgi_request', default=None)
-_SERVING, _STOP_AFTER, _SENT = 0, 1, 2
-
-
 def server_master_pid() -> int:
     """The process to signal to stop the whole WSGI server this process serves for:
     gunicorn's arbiter (this worker's parent) in a gunicorn worker, else this process
@@ -497,48 +488,13 @@ def server_master_pid() -> int:
     return os.getpid()
 
 
-class _ServerShutdown:
-    """Sends SIGTERM once to the server's main process (see :func:`server_master_pid`),
-    at once or after the response of the request that asked for it."""
+class _ServerShutdown(ServerShutdown):
+    """``app.shutdown()`` stops the server's main process (:func:`server_master_pid`)."""
 
-    #: Seconds to wait for the asking request's response before signalling anyway
-    #: (a response the server never finishes, such as an endless stream).
-    grace: float = 5.0
+    logger = logger
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.sent_by: Optional[int] = None  # the pid that sent it (reset in forks)
-        self.timer: Optional[threading.Timer] = None
-
-    def request(self) -> None:
-        """Stop the server: after the current request's response if called while one
-        is dispatched, else now."""
-        state = _current_request.get()
-        if state is None or state[0] == _SENT:
-            self.fire()
-            return
-        state[0] = _STOP_AFTER
-        with self.lock:
-            if self.timer is None:
-                self.timer = threading.Timer(self.grace, self.fire)
-                self.timer.daemon = True
-                self.timer.start()
-
-    def fire(self) -> None:
-        """Send the signal (once per process)."""
-        pid = os.getpid()
-        with self.lock:
-            if self.sent_by == pid:
-                return
-            self.sent_by = pid
-            timer, self.timer = self.timer, None
-        if timer is not None:
-            timer.cancel()
-        target = server_master_pid()
-        logger.info('Shutdown requested: sending SIGTERM to %s (pid %d)',
-                    'this process' if target == pid else 'the server\'s main process',
-                    target)
-        os.kill(target, signal.SIGTERM)
+    def master_pid(self) -> int:
+        return server_master_pid()
 
 
 _server_shutdown = _ServerShutdown()
