@@ -239,3 +239,15 @@ class LiveServerProcess(ServerProcess):
         self.live.join(10)
         self.output = self.live.text
         return self.proc.returncode
+
+
+def recv_all(s, timeout=5):
+    """Read from socket ``s`` until the peer closes; fails (socket.timeout) if it does
+    not within ``timeout`` seconds of silence."""
+    s.settimeout(timeout)
+    data = b''
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk

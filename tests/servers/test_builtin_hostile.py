@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from microdot import Microdot
-from support import free_port
+from support import free_port, recv_all
 from support import live_server as _live_server
 
 FRAME = b'--frame\r\nContent-Type: image/jpeg\r\n\r\n' + b'\xff' * 512 + b'\r\n'
@@ -104,16 +104,6 @@ def connect(server, source='127.0.0.1', rcvbuf=None, timeout=5):
     s.settimeout(timeout)
     s.connect((server.host, server.port))
     return s
-
-
-def recv_all(s, timeout=5):
-    s.settimeout(timeout)
-    data = b''
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
 
 
 def read_head(s):

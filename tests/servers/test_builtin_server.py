@@ -17,7 +17,7 @@ import pytest
 
 import microdot
 from microdot import Microdot
-from support import ServerProcess, free_port
+from support import ServerProcess, free_port, recv_all
 from support import live_server as _live_server
 
 
@@ -63,17 +63,6 @@ def live_server(app=None, **kwargs):
 def connect(server, timeout=5):
     s = socket.create_connection((server.host, server.port), timeout=timeout)
     return s
-
-
-def recv_all(s, timeout=5):
-    """Read until the peer closes; fails if it does not within ``timeout``."""
-    s.settimeout(timeout)
-    data = b''
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
 
 
 def read_response(s, timeout=5):

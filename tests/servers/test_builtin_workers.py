@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from support import LiveServerProcess, free_port
+from support import LiveServerProcess, free_port, recv_all
 
 pytestmark = pytest.mark.skipif(not hasattr(os, 'fork'),
                                 reason='worker processes need os.fork (POSIX)')
@@ -180,13 +180,7 @@ def test_sigterm_with_requests_in_flight_loses_none(app_dir, tmp_path):
         server.proc.send_signal(signal.SIGTERM)
         answers = []
         for s in socks:
-            data = b''
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            answers.append(data)
+            answers.append(recv_all(s, timeout=15))
         assert server.proc.wait(15) == 0
     finally:
         for s in socks:
@@ -293,12 +287,7 @@ def test_a_signal_to_the_process_group_stops_gracefully(app_dir, tmp_path, sig):
                 and time.monotonic() < deadline:
             time.sleep(0.02)
         os.killpg(server.proc.pid, sig)
-        data = b''
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_all(s, timeout=15)
         s.close()
         assert server.proc.wait(15) == 0
     finally:
@@ -323,12 +312,7 @@ def test_a_second_signal_to_the_supervisor_aborts(app_dir, tmp_path):
         # the second signal once the first was handled (two pending ones merge)
         assert server.live.wait_for('Stopping 2 worker(s)'), server.live.text
         server.proc.send_signal(signal.SIGTERM)
-        data = b''
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_all(s, timeout=15)
         s.close()
         assert server.proc.wait(15) == 0
     finally:
