@@ -16,6 +16,19 @@ import sys
 import threading
 import time
 
+#: The folder of the test applications (cwd of the servers the shutdown tests start).
+APPS = os.path.dirname(os.path.abspath(__file__))
+
+
+def env_for(events):
+    """The environment of a server under test: the repository importable, and
+    shutdown_app's hooks recording to ``events``."""
+    root = os.path.dirname(os.path.dirname(APPS))
+    env = dict(os.environ, PYTHONUNBUFFERED='1', MICRODOT_TEST_EVENTS=str(events))
+    env['PYTHONPATH'] = os.pathsep.join([root] + ([env['PYTHONPATH']]
+                                                  if env.get('PYTHONPATH') else []))
+    return env
+
 
 class WrappedServer:
     """A server command run under this wrapper, started in a new session so that the

@@ -7,25 +7,16 @@ for the shell or supervisor that started it. A request to a route that calls
 by itself, with all its workers, and the wrapper, in the same process group, lives on.
 """
 import importlib.util
-import os
 import signal
 import sys
 
 import httpx
 import pytest
 
-from apps.group_wrapper import WrappedServer
-from support import ROOT, ServerProcess, free_port, wait_for_port
+from apps.group_wrapper import APPS, WrappedServer, env_for
+from support import ServerProcess, free_port, wait_for_port
 
-APPS = str(ROOT / 'tests' / 'apps')
-BODY = b'The server is shutting down...\n' * 33825
-
-
-def env_for(events):
-    env = dict(os.environ, PYTHONUNBUFFERED='1', MICRODOT_TEST_EVENTS=str(events))
-    env['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + ([env['PYTHONPATH']]
-                                                       if env.get('PYTHONPATH') else []))
-    return env
+BODY = b'The server is shutting down...\n' * 33825  # shutdown_app's answer
 
 
 HAVE_GRANIAN = importlib.util.find_spec('granian') is not None

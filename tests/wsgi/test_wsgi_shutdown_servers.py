@@ -6,25 +6,16 @@ leader standing in for the shell that started it (tests/apps/group_wrapper.py): 
 request that asks for the shutdown gets its full answer (1 MiB), then the arbiter
 exits with all its workers and the wrapper lives on.
 """
-import os
 import signal
 import sys
 
 import httpx
 import pytest
 
-from apps.group_wrapper import WrappedServer
-from support import ROOT, free_port, wait_for_port
+from apps.group_wrapper import APPS, WrappedServer, env_for
+from support import free_port, wait_for_port
 
-APPS = str(ROOT / 'tests' / 'apps')
-BODY = b'The server is shutting down...\n' * 33825
-
-
-def env_for(events):
-    env = dict(os.environ, PYTHONUNBUFFERED='1', MICRODOT_TEST_EVENTS=str(events))
-    env['PYTHONPATH'] = os.pathsep.join([str(ROOT)] + ([env['PYTHONPATH']]
-                                                       if env.get('PYTHONPATH') else []))
-    return env
+BODY = b'The server is shutting down...\n' * 33825  # shutdown_app's answer
 
 
 @pytest.mark.parametrize('worker,workers,path', [
