@@ -73,10 +73,14 @@ class ServerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)  # stray workers, if any
         except (ProcessLookupError, PermissionError):
             pass
+        self._collect_output()
+        return self.proc.returncode
+
+    def _collect_output(self) -> None:
+        """Read what the stopped process wrote into ``self.output``."""
         if self.proc.stdout and not self.proc.stdout.closed:
             self.output += self.proc.stdout.read()
             self.proc.stdout.close()
-        return self.proc.returncode
 
 
 @contextmanager
@@ -224,21 +228,9 @@ class LiveServerProcess(ServerProcess):
                 'no %r in the output:\n%s' % (line, self.live.text)
         return self
 
-    def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stray workers, if any
-        except (ProcessLookupError, PermissionError):
-            pass
+    def _collect_output(self) -> None:
         self.live.join(10)
         self.output = self.live.text
-        return self.proc.returncode
 
 
 def recv_all(s, timeout=5):

@@ -24,7 +24,8 @@ from microdot.requests import Request, headers_from_raw
 from microdot.responses import Response, close_body, internal_error, plain_type_field
 from microdot.streams import BodyStream
 from microdot.shutdown import (SENT as _SENT, SERVING as _SERVING, ServerShutdown,
-                               current_request as _current_request)
+                               current_request as _current_request,
+                               stop_server_on_shutdown)
 # Microdot 2.x's asgi module offers these too (``from microdot.asgi import with_websocket``)
 from microdot.websocket import WebSocket, WebSocketError, websocket_upgrade, with_websocket
 from microdot.ws_protocol import is_valid_close_code
@@ -509,26 +510,8 @@ def asgi_adapter(app: Any) -> ASGIAdapter:
     """
     if isinstance(app, Microdot):
         return app._asgi
-    _stop_server_on_shutdown(app)
+    stop_server_on_shutdown(app, _server_shutdown, 'stops_asgi_server')
     return ASGIAdapter(app)
-
-
-def _stop_server_on_shutdown(app: Any) -> None:
-    """Give ``app`` (a plain ``microdot.Microdot``) a ``shutdown()`` that stops the
-    ASGI server when the built-in server is not running it (once per application)."""
-    builtin = getattr(app, 'shutdown', None)
-    if builtin is None or getattr(builtin, 'stops_asgi_server', False):
-        return
-
-    def shutdown() -> None:
-        if getattr(app, 'server', None) is not None:
-            builtin()
-        else:
-            _server_shutdown.request()
-
-    shutdown.stops_asgi_server = True  # type: ignore[attr-defined]
-    shutdown.__doc__ = Microdot.shutdown.__doc__
-    app.shutdown = shutdown
 
 
 class Microdot(BaseMicrodot):

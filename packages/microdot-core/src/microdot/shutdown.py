@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import threading
-from typing import List, Optional
+from typing import Any, List, Optional
 
 #: What ``app.shutdown()`` needs to know about the request it is called from: a
 #: one-item list (cheaper than an object, as an adapter makes one per request) holding
@@ -77,3 +77,28 @@ class ServerShutdown:
                          'this process' if target == pid
                          else 'the server\'s main process', target)
         os.kill(target, signal.SIGTERM)
+
+
+def stop_server_on_shutdown(app: Any, stopper: ServerShutdown, marker: str) -> None:
+    """Give ``app`` (a plain ``microdot.Microdot`` handed to an adapter) a
+    ``shutdown()`` that calls ``stopper.request()`` whenever the built-in server is not
+    running the application, as the adapters' own ``Microdot`` classes do.
+
+    :param app: the application.
+    :param stopper: the adapter's :class:`ServerShutdown`.
+    :param marker: an attribute name set on the new method, so that wrapping the same
+        application twice for one adapter installs it once.
+    """
+    builtin = getattr(app, 'shutdown', None)
+    if builtin is None or getattr(builtin, marker, False):
+        return
+
+    def shutdown() -> None:
+        if getattr(app, 'server', None) is not None:
+            builtin()
+        else:
+            stopper.request()
+
+    setattr(shutdown, marker, True)
+    shutdown.__doc__ = builtin.__doc__
+    app.shutdown = shutdown

@@ -43,7 +43,8 @@ from microdot.responses import (Response, _LimitedReader, close_body, internal_e
                                 plain_type_field)
 from microdot.streams import BodyStream
 from microdot.shutdown import (SENT as _SENT, SERVING as _SERVING, ServerShutdown,
-                               current_request as _current_request)
+                               current_request as _current_request,
+                               stop_server_on_shutdown)
 from microdot import ws_protocol as wsp
 # Microdot 2.x's wsgi module offers these too (``from microdot.wsgi import with_websocket``)
 from microdot.websocket import (FramedTransport, WebSocket, websocket_upgrade,  # noqa: F401
@@ -715,26 +716,8 @@ def wsgi_adapter(app: Any) -> WSGIAdapter:
     """
     if isinstance(app, Microdot):
         return app._wsgi
-    _stop_server_on_shutdown(app)
+    stop_server_on_shutdown(app, _server_shutdown, 'stops_wsgi_server')
     return WSGIAdapter(app)
-
-
-def _stop_server_on_shutdown(app: Any) -> None:
-    """Give ``app`` (a plain ``microdot.Microdot``) a ``shutdown()`` that stops the
-    WSGI server when the built-in server is not running it (once per application)."""
-    builtin = getattr(app, 'shutdown', None)
-    if builtin is None or getattr(builtin, 'stops_wsgi_server', False):
-        return
-
-    def shutdown() -> None:
-        if getattr(app, 'server', None) is not None:
-            builtin()
-        else:
-            _server_shutdown.request()
-
-    shutdown.stops_wsgi_server = True  # type: ignore[attr-defined]
-    shutdown.__doc__ = Microdot.shutdown.__doc__
-    app.shutdown = shutdown
 
 
 class Microdot(BaseMicrodot):
