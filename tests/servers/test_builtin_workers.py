@@ -132,6 +132,39 @@ def test_every_worker_serves(app_dir, workers):
             os.kill(pid, 0)
 
 
+def listening_sockets(port):
+    """How many sockets listen on 127.0.0.1:``port`` (from /proc/net/tcp)."""
+    count = 0
+    with open('/proc/net/tcp') as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            if state == '0A' and int(local.split(':')[1], 16) == port:  # 0A: LISTEN
+                count += 1
+    return count
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'),
+                    reason='SO_REUSEPORT spreads connections on Linux only; elsewhere '
+                           'the workers share one socket')
+def test_each_worker_listens_on_its_own_socket_on_linux(app_dir):
+    server = start(app_dir, '--workers', '3', '--host', '127.0.0.1')
+    try:
+        assert len(worker_pids(server.url, 3)) == 3
+        assert listening_sockets(server.port) == 3  # one per worker, none in the parent
+        # the port stays reserved for this server: a second one is refused, it does
+        # not join the SO_REUSEPORT group
+        proc = subprocess.run(MICRODOT + ['run', 'wapp:app', '--port', str(server.port),
+                                          '--host', '127.0.0.1', '--workers', '2'],
+                              cwd=str(app_dir), capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        assert ('port %d is in use; pick another with --port' % server.port) in proc.stderr
+        assert listening_sockets(server.port) == 3
+    finally:
+        assert server.stop() == 0, server.output
+    assert listening_sockets(server.port) == 0
+
+
 def test_workers_auto_is_one_per_cpu(app_dir):
     server = start(app_dir, '--workers', 'auto')
     try:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import sys
 from typing import Optional
 
-__all__ = ['ServeError', 'PortInUse', 'bind', 'several_addresses', 'display_host']
+__all__ = ['ServeError', 'PortInUse', 'bind', 'several_addresses', 'display_host',
+           'reuse_port_supported', 'reserve_for_workers', 'listen_again']
 
 #: Pending connections the kernel queues for the socket.
 BACKLOG = 1024
@@ -74,6 +76,74 @@ def bind(host: Optional[str], port: int) -> socket.socket:
         raise ServeError('cannot listen on %s:%d: %s'
                          % (host or '*', port, exc.strerror or exc)) from None
     sock.set_inheritable(True)
+    return sock
+
+
+def reuse_port_supported() -> bool:
+    """Whether worker processes get a socket each (``SO_REUSEPORT``): on Linux only.
+
+    Linux spreads new connections over the listening sockets of one port by a hash of
+    their addresses; macOS and the BSDs accept the option but hand every connection to
+    one socket, and Windows lacks it, so workers share one socket there.
+    """
+    return sys.platform.startswith('linux') and hasattr(socket, 'SO_REUSEPORT')
+
+
+def _reuse_port_socket(family: int, v6only: bool) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _v6only(sock: socket.socket) -> bool:
+    if sock.family != socket.AF_INET6:
+        return False
+    return bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+
+
+def reserve_for_workers(sock: socket.socket) -> socket.socket:
+    """Trade the listening socket ``sock`` for a placeholder that holds its address.
+
+    The placeholder is bound with ``SO_REUSEPORT`` but does not listen, so the kernel
+    never hands it a connection: it keeps the port reserved for this server while
+    workers come and go, and each worker opens its own listening socket on the address
+    with :func:`listen_again`. ``sock`` was bound first without ``SO_REUSEPORT``, which
+    is how a port used by anyone else (another ``SO_REUSEPORT`` server included) is
+    reported as :class:`PortInUse` rather than silently shared. ``sock`` is closed.
+    """
+    address = sock.getsockname()
+    family, v6only = sock.family, _v6only(sock)
+    sock.close()
+    placeholder = _reuse_port_socket(family, v6only)
+    try:
+        placeholder.bind(address)
+    except OSError as exc:
+        placeholder.close()
+        if exc.errno == errno.EADDRINUSE:  # taken in the instant between the two binds
+            raise PortInUse(address[0], address[1]) from None
+        raise ServeError('cannot listen on %s:%d: %s'
+                         % (address[0], address[1], exc.strerror or exc)) from None
+    placeholder.set_inheritable(True)
+    return placeholder
+
+
+def listen_again(placeholder: socket.socket) -> socket.socket:
+    """A worker's own listening socket on the address ``placeholder`` reserves
+    (see :func:`reserve_for_workers`)."""
+    sock = _reuse_port_socket(placeholder.family, _v6only(placeholder))
+    try:
+        sock.bind(placeholder.getsockname())
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 

@@ -1233,6 +1233,7 @@ def serve_app(app: Any, host: Optional[str] = '0.0.0.0', port: int = 5000,
         serve_socket(app, None, ssl=ssl, signals=signals, on_ready=bound, host=host,
                      port=port, **options)
         return
+    own_socket = sock is None
     if sock is None:
         sock = listener.bind(host, port)
     shown_host, shown_port = console.shown_address(sock, host)
@@ -1245,8 +1246,10 @@ def serve_app(app: Any, host: Optional[str] = '0.0.0.0', port: int = 5000,
         return
     if count > 1:
         from .supervisor import run_workers
+        # a socket the caller handed over is shared as it is: it cannot be re-bound
         run_workers(app, sock, count, debug=debug, ssl=ssl, name=name,
-                    address=(scheme, shown_host, shown_port), options=options)
+                    address=(scheme, shown_host, shown_port), options=options,
+                    reuse_port=None if own_socket else False)
         return
     app = _load(app, debug)
 

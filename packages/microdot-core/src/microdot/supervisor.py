@@ -35,7 +35,7 @@ import sys
 import time
 from typing import Any, Dict, Optional, Tuple
 
-from .listener import ServeError
+from .listener import ServeError, listen_again, reserve_for_workers, reuse_port_supported
 
 logger = logging.getLogger('microdot.server')
 
@@ -73,9 +73,15 @@ def _describe_status(status: int) -> str:
 
 
 def _worker_main(app: Any, sock: socket.socket, report: int, debug: bool, ssl: Any,
-                 parent: int, options: Dict[str, Any]) -> int:
-    """The body of a worker process; returns its exit status."""
+                 parent: int, options: Dict[str, Any], reuse_port: bool = False) -> int:
+    """The body of a worker process; returns its exit status. With ``reuse_port``,
+    ``sock`` is the supervisor's placeholder and the worker listens on a socket of its
+    own (see :func:`~microdot.listener.reserve_for_workers`)."""
     from .server import serve_socket
+    if reuse_port:
+        own = listen_again(sock)
+        sock.close()
+        sock = own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for sig in (signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
@@ -112,9 +118,10 @@ class Supervisor:
 
     def __init__(self, app: Any, sock: socket.socket, workers: int, debug: bool,
                  ssl: Any, name: str, address: Tuple[str, str, int],
-                 options: Dict[str, Any]) -> None:
+                 options: Dict[str, Any], reuse_port: bool = False) -> None:
         self.app = app
-        self.sock: Optional[socket.socket] = sock
+        self.reuse_port = reuse_port
+        self.sock: Optional[socket.socket] = reserve_for_workers(sock) if reuse_port else sock
         self.workers = [_Worker(i) for i in range(workers)]
         self.debug = debug
         self.ssl = ssl
@@ -154,7 +161,7 @@ class Supervisor:
                 os.close(self._wake_r)
                 os.close(self._wake_w)
                 status = _worker_main(self.app, self.sock, self._report_w, self.debug,
-                                      self.ssl, parent, self.options)
+                                      self.ssl, parent, self.options, self.reuse_port)
             finally:
                 try:
                     logging.shutdown()
@@ -351,11 +358,20 @@ class Supervisor:
 
 
 def run_workers(app: Any, sock: socket.socket, workers: int, debug: bool, ssl: Any,
-                name: str, address: Tuple[str, str, int], options: Dict[str, Any]) -> None:
+                name: str, address: Tuple[str, str, int], options: Dict[str, Any],
+                reuse_port: Optional[bool] = None) -> None:
     """Serve ``app`` (an application or ``MODULE:APP``) from ``workers`` processes
-    sharing ``sock`` until SIGINT/SIGTERM or ``app.shutdown()``; ``address`` is
-    ``(scheme, host, port)`` for the start-up line."""
+    until SIGINT/SIGTERM or ``app.shutdown()``; ``address`` is ``(scheme, host, port)``
+    for the start-up line.
+
+    With ``reuse_port`` (the default where :func:`~microdot.listener.reuse_port_supported`,
+    when the server bound ``sock`` itself), each worker listens on its own
+    ``SO_REUSEPORT`` socket and ``sock`` is traded for a placeholder; otherwise every
+    worker accepts from ``sock``.
+    """
     if not hasattr(os, 'fork'):
         raise ServeError('worker processes need os.fork, which this platform lacks; run '
                          'one process per port behind a load balancer instead')
-    Supervisor(app, sock, workers, debug, ssl, name, address, options).run()
+    if reuse_port is None:
+        reuse_port = reuse_port_supported()
+    Supervisor(app, sock, workers, debug, ssl, name, address, options, reuse_port).run()
