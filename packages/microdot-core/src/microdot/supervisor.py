@@ -3,8 +3,10 @@
 The supervising process binds the listening socket once, then forks the workers. Each
 worker is an independent process: it imports the application by ``MODULE:APP`` when
 the command line named it (else it uses the application the parent had, copied by the
-fork), runs the startup hooks, and accepts connections from the shared socket; the
-kernel hands each connection to one idle worker. The parent serves nothing: it
+fork), runs the startup hooks, and accepts connections: on Linux from a socket of its
+own on the port (``SO_REUSEPORT``; the kernel spreads connections evenly, and the
+parent keeps the port with a bound placeholder that does not listen), elsewhere from
+the socket the parent bound, shared by all workers. The parent serves nothing: it
 
 - restarts a worker that dies, at once if it had served for a while
   (:data:`STABLE_AFTER`), else after a back-off that doubles from
