@@ -20,6 +20,7 @@ GROUPS = {
     'servers': 'microdot.servers',
     'adapters': 'microdot.adapters',
     'templates': 'microdot.templates',
+    'brokers': 'microdot.brokers',
 }
 
 #: What to install for the well-known names, used in "not installed" messages only.
@@ -35,9 +36,12 @@ KNOWN_PROVIDERS = {
     'adapters': {'asgi': 'microdot-asgi', 'wsgi': 'microdot-wsgi'},
     'templates': {'jinja': 'microdot-templates[jinja]',
                   'utemplate': 'microdot-templates'},
+    'brokers': {'memory': 'microdot-core', 'redis': 'microdot-redis',
+                'rediss': 'microdot-redis', 'unix': 'microdot-redis'},
 }
 
-_KIND_NOUN = {'servers': 'server', 'adapters': 'adapter', 'templates': 'template engine'}
+_KIND_NOUN = {'servers': 'server', 'adapters': 'adapter', 'templates': 'template engine',
+              'brokers': 'broker'}
 
 
 class PluginError(RuntimeError):
@@ -172,6 +176,12 @@ def get_adapter(name: str) -> Any:
 def get_template_engine(name: str) -> Any:
     """The template class registered under ``microdot.templates`` as ``name``."""
     return registry.load('templates', name)
+
+
+def get_broker(scheme: str) -> Any:
+    """The publish/subscribe broker factory registered under ``microdot.brokers`` for
+    the URL scheme ``scheme`` (``memory``, ``redis`` ...)."""
+    return registry.load('brokers', scheme)
 
 
 # -- the upstream ``microdot`` distribution ---------------------------------------------
