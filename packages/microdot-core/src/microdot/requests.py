@@ -36,7 +36,7 @@ class BadRequestError(http11.ProtocolError, ValueError):
 
 
 def headers_from_list(pairs: Iterable[Tuple[str, str]]) -> NoCaseDict:
-    """Build request headers, joining repeated fields (``Cookie`` with ``; ``)."""
+    """Build request headers, joining repeated fields (``Cookie`` with ``"; "``)."""
     headers = NoCaseDict()
     keymap = headers.keymap
     for name, value in pairs:
@@ -65,7 +65,7 @@ def headers_from_raw(pairs: Iterable[Tuple[bytes, bytes]]) -> NoCaseDict:
 
 
 def _join_header(headers: NoCaseDict, real: str, lname: str, value: str) -> None:
-    """Append a repeated field's value: cookies with ``; ``, others with ``, ``."""
+    """Append a repeated field's value: cookies with ``"; "``, others with ``", "``."""
     sep = '; ' if lname == 'cookie' else ', '
     dict.__setitem__(headers, real, dict.__getitem__(headers, real) + sep + value)
 

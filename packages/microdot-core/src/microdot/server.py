@@ -30,6 +30,8 @@ from .responses import Response, close_body, internal_error, plain_type_field
 logger = logging.getLogger('microdot.server')
 access_logger = logging.getLogger('microdot.access')
 
+#: The server options (keyword arguments of ``run()`` and ``start_server()``) and
+#: their defaults.
 DEFAULTS = {
     #: seconds to receive a complete request head (from connection or last response)
     'head_timeout': 10.0,

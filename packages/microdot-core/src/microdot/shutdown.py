@@ -23,6 +23,7 @@ from typing import Any, List, Optional
 #: threads and tasks the handler starts inherit it.
 current_request: 'contextvars.ContextVar[Optional[List[int]]]' = \
     contextvars.ContextVar('microdot_request', default=None)
+#: The states of :data:`current_request`: serving, stop once the answer is sent, sent.
 SERVING, STOP_AFTER, SENT = 0, 1, 2
 
 

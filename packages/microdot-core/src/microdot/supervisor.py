@@ -45,6 +45,7 @@ logger = logging.getLogger('microdot.server')
 STABLE_AFTER = 10.0
 #: first and longest delay before restarting a worker that died early
 BACKOFF_MIN = 0.5
+#: longest delay before restarting a worker that died early
 BACKOFF_MAX = 30.0
 #: seconds, beyond ``shutdown_timeout``, a stopping worker gets before SIGKILL
 KILL_GRACE = 5.0
