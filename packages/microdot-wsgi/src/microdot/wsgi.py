@@ -11,8 +11,10 @@ onto the thread's event loop only when it reaches an ``async def`` handler or ho
 
 WebSocket: under gunicorn's ``sync`` and ``gthread`` workers the adapter takes over
 the connection's socket (``environ['gunicorn.socket']``) for the session, which runs
-on the thread's event loop and occupies that worker thread until it ends. Servers
-that expose no socket (waitress, wsgiref) answer WebSocket handshakes with ``501``.
+on the thread's event loop and occupies that worker thread until it ends. Under
+uWSGI the session runs on the request's connection the same way
+(:mod:`microdot.wsgi_uwsgi`). Servers that expose no socket (waitress, wsgiref)
+answer WebSocket handshakes with ``501``.
 SSE and other streamed bodies go to the server chunk by chunk, as they are produced.
 """
 from __future__ import annotations
@@ -237,7 +239,12 @@ class WSGIAdapter:
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Dispatch a request that asks for a protocol upgrade: a WebSocket route
         takes the connection over (see :class:`SocketTakeover`)."""
-        takeover = req.websocket_transport = SocketTakeover(environ, start_response)
+        if 'uwsgi.version' in environ:
+            from microdot.wsgi_uwsgi import UwsgiTakeover
+            takeover: SocketTakeover = UwsgiTakeover(environ, start_response)
+        else:
+            takeover = SocketTakeover(environ, start_response)
+        req.websocket_transport = takeover
         try:
             if req._stream is not None:
                 self.run(req._read_body())
@@ -479,9 +486,13 @@ class _BodyIterable:
 
 def server_master_pid() -> int:
     """The process to signal to stop the whole WSGI server this process serves for:
-    gunicorn's arbiter (this worker's parent) in a gunicorn worker, else this process
-    (waitress, wsgiref and other single-process servers). Never the process group: it
+    gunicorn's arbiter (this worker's parent) in a gunicorn worker, under uWSGI the
+    process :func:`microdot.wsgi_uwsgi.master_pid` names, else this process (waitress,
+    wsgiref and other single-process servers). Never the process group: it
     can hold the shell or supervisor that started the server."""
+    if 'uwsgi' in sys.modules:  # inside uWSGI
+        from microdot.wsgi_uwsgi import master_pid
+        return master_pid()
     ppid = os.getppid()
     if ppid > 1 and os.environ.get('SERVER_SOFTWARE', '').startswith('gunicorn/') and \
             'gunicorn.workers.base' in sys.modules:
