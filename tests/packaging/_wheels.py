@@ -4,6 +4,7 @@ Everything works offline: wheels are built from the source tree with
 ``--no-isolation`` and installed with ``--no-index --find-links``.
 """
 import base64
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -11,15 +12,17 @@ import sys
 import venv
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ['microdot-core', 'microdot-asgi', 'microdot-wsgi', 'microdot-templates']
+# Every distribution under packages/, microdot-core first.
+PACKAGES = sorted((path.parent.name for path in (ROOT / 'packages').glob('*/pyproject.toml')),
+                  key=lambda name: (name != 'microdot-core', name))
 TIMEOUT = 180
 
-# The session's built wheels, by distribution name: each is built once per test run,
-# whichever packaging test asks first.
-_BUILT: Dict[str, Path] = {}
+# The session's built sdists and wheels, by distribution name: each is built once per
+# test run, whichever packaging test (or pytest-xdist worker) asks first.
+_BUILT: Dict[str, Tuple[Path, Path]] = {}
 
 
 def run(cmd: List, **kwargs) -> subprocess.CompletedProcess:
@@ -38,16 +41,36 @@ def attempt(cmd: List, **kwargs) -> subprocess.CompletedProcess:
                           **kwargs)
 
 
-def build_wheel(name: str, tmp_path_factory) -> Path:
-    """The wheel of ``packages/<name>``, built once per session into one folder."""
+def build_dists(name: str, tmp_path_factory) -> Tuple[Path, Path]:
+    """The sdist of ``packages/<name>`` and the wheel built from that sdist.
+
+    Built once per test run into one folder (``python -m build``: the sdist, then the
+    wheel from it, as a release does); pytest-xdist workers share the folder, the
+    first one to ask builds under a lock and the others reuse its files.
+    """
     if name not in _BUILT:
-        folder = tmp_path_factory.getbasetemp() / 'wheelhouse'
+        base = tmp_path_factory.getbasetemp()
+        if os.environ.get('PYTEST_XDIST_WORKER'):
+            base = base.parent  # shared by the workers of this run
+        folder = base / 'wheelhouse'
         folder.mkdir(exist_ok=True)
-        run([sys.executable, '-m', 'build', '--wheel', '--no-isolation',
-             '--outdir', folder, ROOT / 'packages' / name])
+        with open(base / 'wheelhouse.lock', 'w') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = folder / ('.built-' + name)
+            if not done.exists():
+                run([sys.executable, '-m', 'build', '--no-isolation', '--outdir', folder,
+                     ROOT / 'packages' / name])
+                done.touch()
         prefix = name.replace('-', '_') + '-'
-        _BUILT[name] = next(p for p in folder.glob('*.whl') if p.name.startswith(prefix))
+        _BUILT[name] = (
+            next(p for p in folder.glob('*.tar.gz') if p.name.startswith(prefix)),
+            next(p for p in folder.glob('*.whl') if p.name.startswith(prefix)))
     return _BUILT[name]
+
+
+def build_wheel(name: str, tmp_path_factory) -> Path:
+    """The wheel of ``packages/<name>`` (built from its sdist), once per test run."""
+    return build_dists(name, tmp_path_factory)[1]
 
 
 def make_venv(env_dir: Path) -> Path:
