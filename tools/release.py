@@ -96,8 +96,21 @@ def range_changes(packages: Sequence[Package],
         requirement = package.core_requirement()
         if wanted is not None and requirement is not None \
                 and SpecifierSet(wanted) != requirement.specifier:
-            out.append((package, str(requirement.specifier), wanted))
+            out.append((package, show(requirement.specifier), wanted))
     return out
+
+
+def show(specifier: SpecifierSet) -> str:
+    """A range as people write it, lower bound first (``>=0.1.0,<1``).
+
+    Args:
+        specifier: The range.
+
+    Returns:
+        Its text.
+    """
+    return ','.join(str(spec) for spec in sorted(
+        specifier, key=lambda spec: (not spec.operator.startswith('>'), str(spec))))
 
 
 def _tag_exists(tag: str) -> bool:
@@ -251,8 +264,9 @@ def ranges(write: bool) -> int:
              ', '.join('%s from %s' % (format_api(e.api), e.version) for e in history)))
     changes = range_changes(packages, history)
     for package in packages:
-        print('  %s: microdot-core%s' % (package.name, package.core_requirement().specifier
-                                         if package.core_requirement() else ' (none)'))
+        requirement = package.core_requirement()
+        print('  %s: %s' % (package.name, 'microdot-core' + show(requirement.specifier)
+                            if requirement else 'no microdot-core dependency'))
     for package, current, wanted in changes:
         print('%s %s: microdot-core%s -> %s' % ('updated' if write else 'off:', package.name,
                                                 current, wanted))
