@@ -110,7 +110,7 @@ class PubSub:
                  timeout: float = 5.0, durable: Optional[Dict[str, int]] = None,
                  **options: Any) -> None:
         scheme = urlsplit(url).scheme.lower()
-        if not scheme:
+        if not scheme or '://' not in url:
             raise ValueError("a broker URL starts with its scheme, such as 'memory://' or "
                              "'redis://127.0.0.1:6379/0' (got %r)" % _safe_url(url))
         if max_queue < 1:
