@@ -53,9 +53,8 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from . import plugins
-from .pubsub_hub import (Broker, BrokerFactory, BrokerListener, Hub, Message,  # noqa: F401
-                         PubSubError, SlowSubscriberError, Subscription, decode_payload,
-                         encode_payload, event_key)
+from .pubsub_hub import (Broker, BrokerFactory, BrokerListener, Hub, Message,
+                         PubSubError, SlowSubscriberError, Subscription, encode_payload)
 
 __all__ = ['PubSub', 'Subscription', 'Message', 'PubSubError', 'SlowSubscriberError',
            'Broker', 'BrokerFactory', 'BrokerListener']
@@ -129,9 +128,7 @@ class PubSub:
             self.durable(channel, retention)
         self._hubs: Dict[asyncio.AbstractEventLoop, Hub] = {}
         self._lock = threading.Lock()
-        if hasattr(os, 'register_at_fork'):
-            ref = weakref.ref(self)
-            os.register_at_fork(after_in_child=lambda: _forked(ref))
+        _instances.add(self)
         if app is not None:
             app.on_shutdown(self.close)
 
@@ -154,7 +151,7 @@ class PubSub:
         Raises:
             ValueError: ``retention`` is below 1.
         """
-        if isinstance(retention, bool) or not isinstance(retention, int) or retention < 1:
+        if type(retention) is not int or retention < 1:
             raise ValueError('retention must be a whole number of messages, at least 1')
         if channel.endswith('*'):
             prefix = channel[:-1]
@@ -182,7 +179,7 @@ class PubSub:
 
     # -- publish and subscribe ----------------------------------------------------------
 
-    def _hub(self) -> Hub:
+    def hub(self) -> Hub:
         """The hub of the running event loop (created on first use)."""
         loop = asyncio.get_running_loop()
         hub = self._hubs.get(loop)
@@ -213,7 +210,7 @@ class PubSub:
             TypeError: ``message`` is not str, bytes or JSON-able.
         """
         _check_channel(channel)
-        return await self._hub().publish(channel, encode_payload(message))
+        return await self.hub().publish(channel, encode_payload(message))
 
     def subscribe(self, channel: str, *, last_event_id: Optional[str] = None,
                   max_queue: Optional[int] = None) -> Subscription:
@@ -368,7 +365,7 @@ class PubSub:
             hubs = list(self._hubs.items())
             self._hubs.clear()
         current = asyncio.get_running_loop()
-        waits = []
+        waits: List[Awaitable[Any]] = []
         for loop, hub in hubs:
             if loop is current:
                 waits.append(hub.close())
@@ -383,15 +380,25 @@ class PubSub:
             except Exception as exc:  # going away anyway
                 logger.debug('Closing a broker connection failed: %s', exc)
 
+    def _forked(self) -> None:
+        """In a forked child (a worker process): forget the parent's connections."""
+        self._hubs = {}
+        self._lock = threading.Lock()
+
 
 def _check_channel(channel: Any) -> None:
     if not isinstance(channel, str) or not channel:
         raise ValueError('a channel name is a non-empty str, not %r' % (channel,))
 
 
-def _forked(ref: 'weakref.ReferenceType[PubSub]') -> None:
-    """In a forked child (a worker process): forget the parent's connections."""
-    pubsub = ref()
-    if pubsub is not None:
-        pubsub._hubs = {}
-        pubsub._lock = threading.Lock()
+#: Every PubSub of the process, to reset in forked children.
+_instances: 'weakref.WeakSet[PubSub]' = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for pubsub in list(_instances):
+        pubsub._forked()  # pyright: ignore[reportPrivateUsage]
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_after_fork)

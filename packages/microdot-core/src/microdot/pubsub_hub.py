@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import (TYPE_CHECKING, Any, Awaitable, Deque, Dict, List, Optional, Protocol,
-                    Set, Tuple, TypeVar)
+                    Set, Tuple, TypeVar, cast)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pubsub import PubSub
@@ -109,7 +109,7 @@ def encode_payload(message: Any) -> bytes:
         data = message.encode('utf-8')
         return _TAG_TEXT + data if data[:1] == TAG else data
     if isinstance(message, (bytes, bytearray, memoryview)):
-        return _TAG_BYTES + bytes(message)
+        return _TAG_BYTES + bytes(cast(bytes, message))
     try:
         return _TAG_JSON + json.dumps(message, separators=(',', ':')).encode('utf-8')
     except (TypeError, ValueError) as exc:
@@ -177,14 +177,17 @@ class Broker(Protocol):
         """Deliver ``payload`` to every subscriber of ``channel``; with a
         ``retention`` (durable channel), also keep it among the ``retention`` last
         messages of the channel, and return its id."""
+        ...
 
     async def history(self, channel: str, after: Optional[str],
                       limit: int) -> List[Tuple[str, bytes]]:
         """At most the ``limit`` last retained ``(id, payload)`` of a durable channel
         whose ids are greater than ``after`` (``None``: all), oldest first."""
+        ...
 
     async def last_id(self, channel: str) -> Optional[str]:
         """The id of the last retained message of a durable channel, if any."""
+        ...
 
     async def close(self) -> None:
         """Close the connection(s)."""
@@ -196,6 +199,7 @@ class BrokerFactory(Protocol):
     def __call__(self, url: str, listener: BrokerListener, *, timeout: float,
                  **options: Any) -> Broker:
         """A broker for ``url`` that reports to ``listener``."""
+        ...
 
 
 # -- subscriptions ----------------------------------------------------------------------
@@ -211,6 +215,12 @@ class Subscription:
     Attributes:
         channel: The channel.
         max_queue: Messages that may wait unread before the subscriber is cut off.
+        last_event_id: The id given to start from (durable channels).
+        retention: The channel's retention (``None``: not durable).
+        closed: Whether the subscription has ended.
+        hub: The hub it is attached to while open. This and ``after``, ``held``,
+            :meth:`offer`, :meth:`end` and :meth:`catch_up` are the hub's side of the
+            subscription, not for applications.
     """
 
     def __init__(self, pubsub: 'PubSub', channel: str, last_event_id: Optional[str],
@@ -222,25 +232,25 @@ class Subscription:
         self.retention = pubsub.retention(channel)
         self._queue: Deque[Message] = deque()
         self._waiter: Optional[asyncio.Future[None]] = None
-        self._hub: Optional[Hub] = None
+        self.hub: Optional[Hub] = None
         self._error: Optional[PubSubError] = None
-        self._closed = False
+        self.closed = False
         #: key of the last durable message given (or known to precede the subscription)
-        self._after: Optional[EventKey] = None
+        self.after: Optional[EventKey] = None
         #: live messages held back while retained ones are fetched (durable channels)
-        self._held: Optional[List[Tuple[Message, Optional[EventKey]]]] = None
+        self.held: Optional[List[Tuple[Message, Optional[EventKey]]]] = None
 
     @property
     def last_id(self) -> Optional[str]:
         """The id of the last durable message received (``None``: none yet)."""
-        return '%d-%d' % self._after if self._after is not None else None
+        return '%d-%d' % self.after if self.after is not None else None
 
     async def __aenter__(self) -> 'Subscription':
-        if self._hub is not None:
+        if self.hub is not None:
             raise RuntimeError('this subscription is already open')
-        hub = self.pubsub._hub()
+        hub = self.pubsub.hub()
         await hub.attach(self)
-        self._hub = hub
+        self.hub = hub
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -249,8 +259,8 @@ class Subscription:
     async def close(self) -> None:
         """Unsubscribe (the broker channel is released when its last local subscriber
         leaves); iteration ends."""
-        self._end()
-        hub, self._hub = self._hub, None
+        self.end()
+        hub, self.hub = self.hub, None
         if hub is not None:
             await hub.detach(self)
 
@@ -264,9 +274,9 @@ class Subscription:
                 return queue.popleft()
             if self._error is not None:
                 raise self._error
-            if self._closed:
+            if self.closed:
                 raise StopAsyncIteration
-            if self._hub is None:
+            if self.hub is None:
                 raise RuntimeError("iterate a subscription inside 'async with "
                                    "pubsub.subscribe(channel) as sub:'")
             waiter = self._waiter = asyncio.get_running_loop().create_future()
@@ -301,27 +311,29 @@ class Subscription:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _end(self, error: Optional[PubSubError] = None) -> None:
-        if error is not None and self._error is None and not self._closed:
+    def end(self, error: Optional[PubSubError] = None) -> None:
+        """End the subscription: iteration stops, or raises ``error`` (the queued
+        messages are dropped then)."""
+        if error is not None and self._error is None and not self.closed:
             self._error = error
             self._queue.clear()
-        self._closed = True
-        self._held = None
+        self.closed = True
+        self.held = None
         self._wake()
 
-    def _offer(self, message: Message, key: Optional[EventKey]) -> None:
+    def offer(self, message: Message, key: Optional[EventKey]) -> None:
         """A live message from the broker."""
-        held = self._held
+        held = self.held
         if held is not None:
             held.append((message, key))
             if len(held) > self.max_queue:
                 self._overflow()
             return
         if key is not None:
-            after = self._after
+            after = self.after
             if after is not None and key <= after:
                 return  # already given by a replay
-            self._after = key
+            self.after = key
         self._put(message)
 
     def _put(self, message: Message) -> None:
@@ -334,37 +346,37 @@ class Subscription:
             waiter.set_result(None)
 
     def _overflow(self) -> None:
-        if self._closed:
+        if self.closed:
             return
         logger.warning('Subscriber to %r disconnected: %d messages waited unread '
                        '(max_queue); it cannot keep up', self.channel, self.max_queue)
-        self._end(SlowSubscriberError(
+        self.end(SlowSubscriberError(
             'this subscriber to %r fell %d messages behind (max_queue) and was '
             'disconnected; consume faster or raise max_queue' % (self.channel,
                                                                  self.max_queue)))
-        hub = self._hub
+        hub = self.hub
         if hub is not None:
             hub.forget(self)
 
-    def _catch_up(self, items: List[Tuple[str, bytes]], fresh: bool) -> None:
+    def catch_up(self, items: List[Tuple[str, bytes]], fresh: bool) -> None:
         """Give retained messages past ``_after``, then the held live ones (all of them
         if ``fresh``: a new subscription without an id, whose baseline was read after
         it subscribed), skipping what was given already."""
-        held, self._held = self._held or [], None
+        held, self.held = self.held or [], None
         for event_id, payload in items:
             try:
                 key = event_key(event_id)
             except ValueError:
                 continue
-            if self._after is None or key > self._after:
-                self._after = key
+            if self.after is None or key > self.after:
+                self.after = key
                 self._put(Message(self.channel, decode_payload(payload), event_id))
-        for message, key in held:
-            if key is not None:
-                if not fresh and self._after is not None and key <= self._after:
+        for message, live_key in held:
+            if live_key is not None:
+                if not fresh and self.after is not None and live_key <= self.after:
                     continue
-                if self._after is None or key > self._after:
-                    self._after = key
+                if self.after is None or live_key > self.after:
+                    self.after = live_key
             self._put(message)
 
 
@@ -431,7 +443,7 @@ class Hub:
                 event_id = None
         message = Message(channel, decode_payload(payload), event_id)
         for sub in ch.subscribers[:] if len(ch.subscribers) > 1 else ch.subscribers:
-            sub._offer(message, key)
+            sub.offer(message, key)
 
     def restored(self) -> None:
         """After an outage: give the subscribers of durable channels what they missed."""
@@ -449,10 +461,10 @@ class Hub:
         ch = self.channels.get(sub.channel)
         if ch is None:
             ch = self.channels[sub.channel] = _Channel(sub.channel)
-        sub._hub = self
+        sub.hub = self
         durable = sub.retention is not None
         if durable:
-            sub._held = []
+            sub.held = []
         ch.subscribers.append(sub)
         try:
             async with ch.lock:
@@ -464,7 +476,7 @@ class Hub:
                 await self.call('reading the messages retained on %r' % ch.name,
                                 self._replay(sub))
         except BaseException:
-            sub._hub = None
+            sub.hub = None
             self.forget(sub)
             raise
 
@@ -479,25 +491,25 @@ class Hub:
                              sub.last_event_id[:64])
         if after is not None:
             items = await self.broker.history(sub.channel, '%d-%d' % after, sub.retention)
-            sub._after = after
-            sub._catch_up(items, fresh=False)
+            sub.after = after
+            sub.catch_up(items, fresh=False)
             return
         last = await self.broker.last_id(sub.channel)
         if last is not None:
-            sub._after = event_key(last)
-        sub._catch_up([], fresh=True)
+            sub.after = event_key(last)
+        sub.catch_up([], fresh=True)
 
     async def _resync(self, ch: _Channel) -> None:
         retention = self.pubsub.retention(ch.name)
-        subs = [s for s in ch.subscribers if s._held is None and not s._closed]
+        subs = [s for s in ch.subscribers if s.held is None and not s.closed]
         if not subs or not retention:
             return
         for sub in subs:
-            sub._held = []
+            sub.held = []
         items: List[Tuple[str, bytes]] = []
         try:
-            afters = [s._after for s in subs]
-            low = None if any(a is None for a in afters) else min(
+            afters = [s.after for s in subs]
+            low: Optional[EventKey] = None if any(a is None for a in afters) else min(
                 a for a in afters if a is not None)
             items = await self.call('reading the messages retained on %r' % ch.name,
                                     self.broker.history(
@@ -506,8 +518,8 @@ class Hub:
             logger.warning('Could not read the messages missed on %r: %s', ch.name, exc)
         finally:
             for sub in subs:
-                if not sub._closed:
-                    sub._catch_up(items, fresh=False)
+                if not sub.closed:
+                    sub.catch_up(items, fresh=False)
 
     def forget(self, sub: Subscription) -> None:
         """Remove a subscriber at once; the broker channel is released later."""
@@ -559,7 +571,7 @@ class Hub:
         self.closed = True
         for ch in list(self.channels.values()):
             for sub in ch.subscribers:
-                sub._end()
+                sub.end()
             ch.subscribers.clear()
         self.channels.clear()
 
