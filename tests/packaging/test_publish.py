@@ -13,6 +13,7 @@ The distributions are built once per test run (tests/packaging/_wheels.py) and s
 by pytest-xdist workers; pip's own cache keeps the third-party downloads.
 """
 import email.parser
+import importlib.util
 import json
 import shutil
 import sys
@@ -70,6 +71,26 @@ app = Microdot()
 async def index(req):
     return await Template('index.html').render_async(name=req.args.get('name', 'World')), \\
         {'Content-Type': 'text/html; charset=UTF-8'}
+"""
+
+
+PUBSUB_APP = """\
+import os
+
+from microdot import Microdot
+from microdot.pubsub import PubSub
+
+app = Microdot()
+pubsub = PubSub(app, os.environ['REDIS_URL'])
+
+@app.post('/say')
+async def say(request):
+    await pubsub.publish('chat', request.json)
+    return '', 204
+
+@app.route('/events')
+async def events(request):
+    return pubsub.sse_response(request, 'chat')
 """
 
 
@@ -288,3 +309,53 @@ def test_deploy_microdot_templates_with_jinja(index, tmp_path):
         assert page.headers['content-type'] == 'text/html; charset=UTF-8'
     finally:
         server.stop()
+
+
+def _redis_server_class():
+    """tests/pubsub's RedisServer (a real redis-server on a free loopback port)."""
+    spec = importlib.util.spec_from_file_location(
+        '_pubsub_fixtures', ROOT / 'tests' / 'pubsub' / 'conftest.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RedisServer
+
+
+def test_deploy_microdot_redis_across_two_workers(index, tmp_path):
+    bindir, items = _install(index, tmp_path, 'microdot-redis')
+    _assert_family_from_index(items, index, ['microdot-core', 'microdot-redis'])
+    assert 'redis' in items
+    redis_server = _redis_server_class()(tmp_path).start()
+    app = _app_dir(tmp_path, {'chat.py': PUBSUB_APP})
+    port = free_port()
+    server = None
+    try:
+        server = ServerProcess([str(bindir / 'microdot'), 'run', 'chat:app', '--workers', '2',
+                                '--host', '127.0.0.1', '--port', str(port)], port,
+                               cwd=str(app), env={'PYTHONPATH': '',
+                                                  'REDIS_URL': redis_server.url})
+        server.wait_ready(30)
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            with client.stream('GET', '/events') as events:
+                assert events.status_code == 200
+                assert events.headers['content-type'].startswith('text/event-stream')
+                redis_server.wait_numsub('microdot:chat', 1)
+                # whichever worker takes the POST, Redis carries the message to the stream
+                for _ in range(2):
+                    assert client.post('/say', json={'text': 'hi'}).status_code == 204
+                data = [json.loads(line[5:]) for line in _lines(events, 2)
+                        if line.startswith('data:')]
+                assert data == [{'text': 'hi'}] * 2, data
+    finally:
+        if server is not None:
+            server.stop()
+        redis_server.stop()
+
+
+def _lines(response: httpx.Response, events: int) -> List[str]:
+    """Read an SSE stream until ``events`` events (blank-line separated) arrived."""
+    lines: List[str] = []
+    for line in response.iter_lines():
+        lines.append(line)
+        if line == '' and sum(1 for x in lines if x.startswith('data:')) >= events:
+            break
+    return lines
