@@ -68,6 +68,9 @@ autodoc_docstring_signature = False
 napoleon_google_docstring = False
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+# "Attributes:" sections become fields of the class, not separate objects: the
+# attributes themselves are documented by autodoc (dataclass fields, ``#:`` comments).
+napoleon_use_ivar = True
 
 # -- references -------------------------------------------------------------------------
 # -n (nitpicky): every cross-reference into ``microdot`` must resolve (see
@@ -143,6 +146,10 @@ def _candidates(node: Any, target: str, objects: Any) -> list[str]:
         canonical = _canonical_name(target)
         if canonical in objects:
             return [canonical]
+    if module:  # a name the current module imports: Message in microdot.pubsub
+        canonical = _canonical_name('%s.%s' % (module, target))
+        if canonical in objects:
+            return [canonical]
     suffix = '.' + target  # an unqualified name documented once: Microdot, abort
     return [name for name in objects if name.endswith(suffix)]
 
@@ -170,6 +177,9 @@ def _resolve_reexport(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     parts = target.split('.')
     if len(found) > 1:
         return None
+    import typing
+    if isinstance(_import_object(target), typing.TypeVar):  # T in a signature
+        return contnode
     if (parts[0] != 'microdot' and (len(parts) > 1 or target in _BUILTIN_NAMES)) \
             or any(part.startswith('_') for part in parts):
         return contnode

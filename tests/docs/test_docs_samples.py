@@ -21,6 +21,9 @@ How a page's samples run:
       assert res.text == 'Hello, World!'
       -->
 
+- ``<!-- write-next: PATH -->`` writes the next fenced block, as shown, to ``PATH``
+  (relative to the working directory, which is also on ``sys.path``): template files
+  and modules are shown on the page exactly as the samples use them.
 - ``Microdot.run()`` does not serve: it checks its arguments as the real one does
   (its signature, and the built-in server's option names) and returns, so that
   ``app.run(port=8000, workers=2, shutdown_timeout=20)`` is checked but does not
@@ -39,13 +42,15 @@ import copy
 import importlib
 import inspect
 import pkgutil
+import re
+import sys
 import types
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 from unittest import SkipTest
 
 import pytest
-from sybil import Example, Sybil
+from sybil import Document, Example, Region, Sybil
 from sybil.evaluators.skip import Skipper
 from sybil.parsers.myst import ClearNamespaceParser, CodeBlockParser, SkipParser
 
@@ -72,9 +77,30 @@ def evaluate_python(example: Example) -> None:
     example.namespace.pop('__builtins__', None)
 
 
+WRITE_NEXT = re.compile(r'^<!-- write-next: (?P<path>\S+) -->\n'
+                        r'(?P<fence>`{3,})[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$',
+                        re.MULTILINE | re.DOTALL)
+
+
+def write_file(example: Example) -> None:
+    path, body = example.parsed
+    target = Path(path)
+    assert not target.is_absolute() and '..' not in target.parts, path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(body, encoding='utf-8')
+
+
+def parse_write_next(document: Document) -> Iterator[Region]:
+    """``<!-- write-next: PATH -->`` regions (the comment only: the block after it may
+    be a Python sample as well)."""
+    for match in WRITE_NEXT.finditer(document.text):
+        yield Region(match.start(), match.start('fence'),
+                     (match.group('path'), match.group('body')), write_file)
+
+
 SYBIL = Sybil(
     parsers=[CodeBlockParser('python', evaluate_python), SkipParser(),
-             ClearNamespaceParser()],
+             ClearNamespaceParser(), parse_write_next],
     path=str(DOCS), patterns=['*.md'],
 )
 
@@ -143,12 +169,16 @@ def checked_run(self: Any, *args: Any, **kwargs: Any) -> None:
 def restored_globals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from microdot import Microdot
     monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))   # modules the page writes are importable
     monkeypatch.setattr(Microdot, 'run', checked_run)
     snapshot = _snapshot()
     try:
         yield
     finally:
         _restore(snapshot)
+        for name, module in list(sys.modules.items()):
+            if str(getattr(module, '__file__', None) or '').startswith(str(tmp_path)):
+                del sys.modules[name]
 
 
 @pytest.mark.parametrize('page', _pages(), ids=lambda p: str(p.relative_to(DOCS)))
