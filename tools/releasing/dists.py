@@ -17,7 +17,7 @@ from . import ReleaseError
 TIMEOUT = 300
 
 
-def _run(command: Sequence[str], what: str) -> str:
+def _run(command: Sequence[object], what: str) -> str:
     proc = subprocess.run([str(part) for part in command], capture_output=True, text=True,
                           timeout=TIMEOUT)
     if proc.returncode != 0:

@@ -9,6 +9,7 @@ policy behind it is in docs/releasing.md.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -18,10 +19,10 @@ from packaging.version import Version
 from . import CORE, ReleaseError
 from .project import Api, format_api, parse_api
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10: hatchling depends on tomli there
+    import tomli as tomllib
 
 HISTORY_FILE = Path('tools') / 'plugin-api.toml'
 

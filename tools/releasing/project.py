@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -17,10 +18,10 @@ from packaging.utils import canonicalize_name
 
 from . import CORE, ReleaseError
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:  # Python 3.10: hatchling depends on tomli there
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10: hatchling depends on tomli there
+    import tomli as tomllib
 
 #: A plugin-API version, ``(major, minor)``.
 Api = Tuple[int, int]
@@ -99,7 +100,7 @@ class Package:
     @property
     def name(self) -> str:
         """The distribution name, canonical form."""
-        return canonicalize_name(self.metadata()['name'])
+        return str(canonicalize_name(self.metadata()['name']))
 
     @property
     def version(self) -> str:
