@@ -837,3 +837,20 @@ def test_plain_type_field_only_for_byte_bodies_without_own_headers():
     res = Response([1])
     res.headers['X-Late'] = 'after_request'
     assert plain_type_field(res) is None
+
+
+def test_json_bodies_are_json_dumps_output_with_the_encoder_built_once():
+    # without orjson, Microdot sends json.dumps(body): its default separators
+    import json
+    from microdot import responses
+    values = [{'message': 'Hello, World!'}, [1, 2.5, None, True, 'é\u2028'],
+              {'nested': {'a': [{'b': float('inf')}]}, 1: 'int key'}, [], {}]
+    for value in values:
+        assert responses._dumps_json(value) == json.dumps(value).encode()
+    circular: list = []
+    circular.append(circular)
+    with pytest.raises(ValueError, match='Circular reference'):
+        responses._dumps_json(circular)
+    with pytest.raises(TypeError, match='not JSON serializable'):
+        responses._dumps_json({'a': object()})
+    assert responses._dumps_json([{'ok': 1}]) == b'[{"ok": 1}]'  # still usable after

@@ -5,12 +5,33 @@ import email.utils
 import hashlib
 import inspect
 import json as _json
+from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 import os
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Union
 
 from .http11 import check_fields, reason_phrase
 from .structures import NoCaseDict
+
+# The standard module's C encoder, built once: ``json.dumps(obj)``'s output (its default
+# separators, as Microdot sends JSON without orjson) without building an encoder per call.
+# No circular-reference bookkeeping here: a structure that recurses too deeply is encoded
+# again by ``json.dumps``, which raises what it always raises.
+_c_encoder = _c_make_encoder(None, _json.JSONEncoder().default, _encode_basestring_ascii,
+                             None, ': ', ', ', False, False, True) \
+    if _c_make_encoder is not None else None
+
+
+def _dumps_json(obj: Any) -> bytes:
+    """``json.dumps(obj).encode()``, with the encoder built once."""
+    if _c_encoder is not None:
+        try:
+            return ''.join(_c_encoder(obj, 0)).encode()
+        except RecursionError:
+            pass
+    return _json.dumps(obj).encode()
+
 
 try:  # pragma: no cover - optional speed-up
     import orjson as _orjson
@@ -19,10 +40,9 @@ try:  # pragma: no cover - optional speed-up
         try:
             return _orjson.dumps(obj)
         except TypeError:
-            return _json.dumps(obj).encode()
+            return _dumps_json(obj)
 except ImportError:  # pragma: no cover
-    def _dumps(obj: Any) -> bytes:
-        return _json.dumps(obj, separators=(', ', ': ')).encode()
+    _dumps = _dumps_json
 
 
 _reason = reason_phrase
