@@ -57,10 +57,12 @@ def run_script(tmp_path, requests=('/',), options='', setup='pass', wait='Servin
 
 
 def test_app_run_says_where_it_serves(tmp_path):
-    status, output, port = run_script(tmp_path)
+    # uvloop is not installed here: the line says how to get the faster server
+    status, output, port = run_script(tmp_path, setup="sys.modules['uvloop'] = None")
     assert status == 0
     assert ('INFO microdot: Serving myapp:app on http://127.0.0.1:%d (1 worker, built-in '
-            'server)\n' % port) in output
+            "server) on asyncio: pip install 'microdot-core[speed]' (uvloop) makes it "
+            'faster\n' % port) in output
     assert output.count('Serving') == 1  # one line, not one per socket as well
     assert 'microdot.access' not in output  # off by default in app.run()
 
@@ -196,3 +198,36 @@ def test_a_name_with_several_addresses_is_served_on_all(tmp_path):
                                'app.run(port=...)\n' % port)
     finally:
         assert server.stop() == 0, server.output
+
+
+def test_start_up_line_names_the_event_loop(tmp_path, monkeypatch):
+    # refused with MICRODOT_LOOP=asyncio: no advice to install what is there
+    monkeypatch.setenv('MICRODOT_LOOP', 'asyncio')
+    status, output, port = run_script(tmp_path)
+    assert status == 0
+    assert ('Serving myapp:app on http://127.0.0.1:%d (1 worker, built-in server) on '
+            'asyncio (MICRODOT_LOOP=asyncio)\n' % port) in output
+
+
+def test_event_loop_note_inside_and_outside_a_loop(monkeypatch):
+    import asyncio
+    import types
+    from microdot import console, server
+
+    class Loop:  # what a uvloop loop's type looks like from here
+        __module__ = 'uvloop.loop'
+
+    monkeypatch.delenv('MICRODOT_LOOP', raising=False)
+    monkeypatch.setattr(asyncio, 'get_running_loop', lambda: Loop())
+    assert console.event_loop_note() == 'on uvloop'
+    # outside a loop (the supervisor of workers): what the workers will choose
+    monkeypatch.undo()
+    monkeypatch.delenv('MICRODOT_LOOP', raising=False)
+    monkeypatch.setitem(sys.modules, 'uvloop', types.ModuleType('uvloop'))
+    assert server.uvloop_chosen() and console.event_loop_note() == 'on uvloop'
+    monkeypatch.setenv('MICRODOT_LOOP', 'asyncio')
+    assert console.event_loop_note() == 'on asyncio (MICRODOT_LOOP=asyncio)'
+    monkeypatch.delenv('MICRODOT_LOOP')
+    monkeypatch.setitem(sys.modules, 'uvloop', None)  # not installed
+    assert not server.uvloop_chosen()
+    assert console.event_loop_note() == console.SPEED_HINT

@@ -61,12 +61,42 @@ def describe_app(app: Any) -> str:
     return '%s:app' % module
 
 
+#: What the start-up line adds when the server runs on the standard asyncio loop
+#: because uvloop is not installed.
+SPEED_HINT = "on asyncio: pip install 'microdot-core[speed]' (uvloop) makes it faster"
+
+
+def event_loop_note() -> str:
+    """Which event loop serves, as the start-up line ends: ``on uvloop``, ``on asyncio
+    (MICRODOT_LOOP=asyncio)``, or :data:`SPEED_HINT` when uvloop is not installed.
+
+    Inside a running loop (one process) that loop tells; elsewhere (the supervisor of
+    worker processes) the choice the workers make (see ``microdot.server``).
+    """
+    import asyncio
+    try:
+        loop: Any = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        uvloop = type(loop).__module__.split('.', 1)[0] == 'uvloop'
+    else:
+        from .server import uvloop_chosen
+        uvloop = uvloop_chosen()
+    if uvloop:
+        return 'on uvloop'
+    if os.environ.get('MICRODOT_LOOP', 'auto') == 'asyncio':
+        return 'on asyncio (MICRODOT_LOOP=asyncio)'
+    return SPEED_HINT
+
+
 def serving_line(target: str, scheme: str, host: str, port: int, workers: int) -> str:
     """The start-up line: ``Serving hello:app on http://127.0.0.1:5000 (1 worker,
-    built-in server)``."""
+    built-in server) on uvloop``; see :func:`event_loop_note` for its end."""
     from .listener import display_host
-    return 'Serving %s on %s://%s:%d (%d worker%s, built-in server)' % (
-        target, scheme, display_host(host), port, workers, '' if workers == 1 else 's')
+    return 'Serving %s on %s://%s:%d (%d worker%s, built-in server) %s' % (
+        target, scheme, display_host(host), port, workers, '' if workers == 1 else 's',
+        event_loop_note())
 
 
 def announce(target: str, scheme: str, host: str, port: int, workers: int) -> None:

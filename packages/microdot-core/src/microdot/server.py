@@ -1062,14 +1062,23 @@ class HTTPConnection(asyncio.Protocol):
         return data
 
 
+def uvloop_chosen() -> bool:
+    """Whether the server runs on uvloop: installed, and not refused with
+    ``MICRODOT_LOOP=asyncio``."""
+    if os.environ.get('MICRODOT_LOOP', 'auto') == 'asyncio':
+        return False
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _new_event_loop() -> asyncio.AbstractEventLoop:
     """A uvloop loop when uvloop is installed (unless MICRODOT_LOOP=asyncio)."""
-    if os.environ.get('MICRODOT_LOOP', 'auto') != 'asyncio':
-        try:
-            import uvloop
-            return uvloop.new_event_loop()
-        except ImportError:
-            pass
+    if uvloop_chosen():
+        import uvloop
+        return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 
