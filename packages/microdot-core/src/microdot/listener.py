@@ -33,6 +33,10 @@ class PortInUse(ServeError):
 
     The message is ``port N is in use``; callers append how to pick another one
     (``--port`` for the command line, ``port=`` for ``app.run()``).
+
+    Args:
+        host: The host that was asked for.
+        port: The port in use.
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -42,14 +46,22 @@ class PortInUse(ServeError):
 
 
 def bind(host: Optional[str], port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` (``SO_REUSEADDR`` on POSIX).
+    """Open a listening TCP socket on an address (``SO_REUSEADDR`` on POSIX).
 
-    ``host`` may be an IPv4 or IPv6 address or a name (its first IPv4 address is
-    used, else its first address);
-    ``''`` or None listens on every interface of both families (one dual-stack IPv6
-    socket where the platform has one). The socket is inheritable, for worker and
-    reloaded processes. Raises :class:`PortInUse`, or :class:`ServeError` for an
-    address that cannot be resolved or bound.
+    The socket is inheritable, for worker and reloaded processes.
+
+    Args:
+        host: An IPv4 or IPv6 address or a name (its first IPv4 address is used, else
+            its first address); ``''`` or ``None`` listens on every interface of both
+            families (one dual-stack IPv6 socket where the platform has one).
+        port: The TCP port (``0``: one the system picks).
+
+    Returns:
+        The listening socket.
+
+    Raises:
+        PortInUse: If another process listens on the port.
+        ServeError: If the address cannot be resolved or bound.
     """
     try:
         if not host:
@@ -80,11 +92,14 @@ def bind(host: Optional[str], port: int) -> socket.socket:
 
 
 def reuse_port_supported() -> bool:
-    """Whether worker processes get a socket each (``SO_REUSEPORT``): on Linux only.
+    """Tell whether worker processes get a socket each (``SO_REUSEPORT``): on Linux only.
 
     Linux spreads new connections over the listening sockets of one port by a hash of
     their addresses; macOS and the BSDs accept the option but hand every connection to
     one socket, and Windows lacks it, so workers share one socket there.
+
+    Returns:
+        ``True`` on Linux with ``SO_REUSEPORT``.
     """
     return sys.platform.startswith('linux') and hasattr(socket, 'SO_REUSEPORT')
 
@@ -109,14 +124,24 @@ def _v6only(sock: socket.socket) -> bool:
 
 
 def reserve_for_workers(sock: socket.socket) -> socket.socket:
-    """Trade the listening socket ``sock`` for a placeholder that holds its address.
+    """Trade a listening socket for a placeholder that holds its address.
 
     The placeholder is bound with ``SO_REUSEPORT`` but does not listen, so the kernel
     never hands it a connection: it keeps the port reserved for this server while
     workers come and go, and each worker opens its own listening socket on the address
     with :func:`listen_again`. ``sock`` was bound first without ``SO_REUSEPORT``, which
     is how a port used by anyone else (another ``SO_REUSEPORT`` server included) is
-    reported as :class:`PortInUse` rather than silently shared. ``sock`` is closed.
+    reported as :class:`PortInUse` rather than silently shared.
+
+    Args:
+        sock: The listening socket from :func:`bind`; it is closed.
+
+    Returns:
+        The placeholder socket (inheritable).
+
+    Raises:
+        PortInUse: If another process took the port between the two binds.
+        ServeError: If the address cannot be bound again.
     """
     address = sock.getsockname()
     family, v6only = sock.family, _v6only(sock)
@@ -135,8 +160,14 @@ def reserve_for_workers(sock: socket.socket) -> socket.socket:
 
 
 def listen_again(placeholder: socket.socket) -> socket.socket:
-    """A worker's own listening socket on the address ``placeholder`` reserves
-    (see :func:`reserve_for_workers`)."""
+    """Open a worker's own listening socket on the address a placeholder reserves.
+
+    Args:
+        placeholder: The socket from :func:`reserve_for_workers`.
+
+    Returns:
+        A listening socket bound with ``SO_REUSEPORT`` to the same address.
+    """
     sock = _reuse_port_socket(placeholder.family, _v6only(placeholder))
     try:
         sock.bind(placeholder.getsockname())
@@ -148,8 +179,16 @@ def listen_again(placeholder: socket.socket) -> socket.socket:
 
 
 def several_addresses(host: Optional[str], port: int) -> bool:
-    """Whether ``host`` is a name with more than one address (``localhost``: 127.0.0.1
-    and ::1). False for addresses, ``''``/None, and names that do not resolve."""
+    """Tell whether a host is a name with more than one address.
+
+    Args:
+        host: The host to serve, such as ``localhost`` (127.0.0.1 and ::1).
+        port: The port, for the address lookup.
+
+    Returns:
+        ``True`` for a name that resolves to several addresses; ``False`` for an
+        address, ``''`` or ``None``, and a name that does not resolve.
+    """
     if not host:
         return False
     try:
@@ -166,5 +205,12 @@ def several_addresses(host: Optional[str], port: int) -> bool:
 
 
 def display_host(host: str) -> str:
-    """``host`` as it appears in a URL (IPv6 addresses in brackets)."""
+    """Write a host as it appears in a URL.
+
+    Args:
+        host: A name or an IPv4 or IPv6 address.
+
+    Returns:
+        ``host``, with IPv6 addresses in brackets.
+    """
     return '[%s]' % host if ':' in host else host

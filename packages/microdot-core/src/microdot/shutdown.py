@@ -28,9 +28,9 @@ SERVING, STOP_AFTER, SENT = 0, 1, 2
 
 
 class ServerShutdown:
-    """Sends SIGTERM once (per process) to the server's main process, at once or after
-    the answer of the request that asked for it.
+    """Sends SIGTERM once per process to the server's main process.
 
+    The signal goes at once, or after the answer of the request that asked for it.
     Adapters subclass it to name the process (:meth:`master_pid`) and their logger.
     """
 
@@ -46,12 +46,19 @@ class ServerShutdown:
         self.timer: Optional[threading.Timer] = None
 
     def master_pid(self) -> int:
-        """The process whose SIGTERM stops the whole server (here: this one)."""
+        """Name the process whose SIGTERM stops the whole server.
+
+        Returns:
+            Its pid: here this process's; adapters return their server's main one.
+        """
         return os.getpid()
 
     def request(self) -> None:
-        """Stop the server: after the current request's answer if called while one is
-        served, else now."""
+        """Stop the server, after the answer of the request being served if any.
+
+        Called while a request is served, the signal is sent once that request's
+        answer is (or after :attr:`grace` seconds); otherwise it is sent now.
+        """
         state = current_request.get()
         if state is None or state[0] == SENT:
             self.fire()
@@ -64,7 +71,7 @@ class ServerShutdown:
                 self.timer.start()
 
     def fire(self) -> None:
-        """Send the signal (once per process)."""
+        """Send the signal now (once per process: later calls do nothing)."""
         pid = os.getpid()
         with self.lock:
             if self.sent_by == pid:
@@ -81,14 +88,17 @@ class ServerShutdown:
 
 
 def stop_server_on_shutdown(app: Any, stopper: ServerShutdown, marker: str) -> None:
-    """Give ``app`` (a plain ``microdot.Microdot`` handed to an adapter) a
-    ``shutdown()`` that calls ``stopper.request()`` whenever the built-in server is not
-    running the application, as the adapters' own ``Microdot`` classes do.
+    """Make ``app.shutdown()`` stop the external server that runs the application.
 
-    :param app: the application.
-    :param stopper: the adapter's :class:`ServerShutdown`.
-    :param marker: an attribute name set on the new method, so that wrapping the same
-        application twice for one adapter installs it once.
+    For a plain ``microdot.Microdot`` handed to an adapter: its new ``shutdown()``
+    calls ``stopper.request()`` whenever the built-in server is not running the
+    application, as the adapters' own ``Microdot`` classes do.
+
+    Args:
+        app: The application.
+        stopper: The adapter's :class:`ServerShutdown`.
+        marker: An attribute name set on the new method, so that wrapping the same
+            application twice for one adapter installs it once.
     """
     builtin = getattr(app, 'shutdown', None)
     if builtin is None or getattr(builtin, marker, False):
