@@ -3,11 +3,11 @@
 ``hatch run types:check`` type-checks this file; it is not a pytest module. It uses
 the API the way an application does (routes, hooks, error handlers, sessions,
 WebSocket, SSE, authentication, the test client, the ASGI and WSGI adapters) and
-states what the checkers must infer with ``assert_type``. The lines ending in a
-``# type: ignore[...]`` comment are wrong on purpose: a decorator that erased the
-handler's type would let them pass, and then both checkers report the comment as
-unused (mypy's ``warn_unused_ignores``, part of ``--strict``, and pyright's
-``reportUnnecessaryTypeIgnoreComment``), so the check fails.
+states what the checkers must infer with ``assert_type``. The lines ending in
+``# type: ignore[...]`` (mypy) and ``# pyright: ignore[...]`` comments are wrong on
+purpose: a decorator that erased the handler's type would let them pass, and then
+each checker reports its comment as unused (mypy's ``warn_unused_ignores``, part of
+``--strict``; pyright's ``reportUnnecessaryTypeIgnoreComment``), so the check fails.
 """
 from __future__ import annotations
 
@@ -177,13 +177,13 @@ async def check_handlers(request: Request, session: SessionDict, ws: WebSocket) 
     assert_type(await me(request), Union[str, Response])
 
     # wrong on purpose: each ignore is needed only while the types are kept
-    await index(request, 1)  # type: ignore[call-arg]
-    get_user(request, 'one')  # type: ignore[arg-type]
-    await counter(request, session)  # type: ignore[call-arg]
-    await echo(request, ws)  # type: ignore[call-arg]
-    await events(request, 'one')  # type: ignore[arg-type]
-    await me(request, 1)  # type: ignore[call-arg]
-    length: int = await index(request)  # type: ignore[assignment]
+    await index(request, 1)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    get_user(request, 'one')  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    await counter(request, session)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    await echo(request, ws)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    await events(request, 'one')  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    await me(request, 1)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
+    length: int = await index(request)  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     del length
 
 
@@ -247,5 +247,5 @@ def serve_wsgi() -> None:
 
 def not_an_asgi_app() -> None:
     # the plain core application is not an ASGI callable
-    wrong: ASGIApp = app  # type: ignore[assignment]
+    wrong: ASGIApp = app  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
     del wrong
