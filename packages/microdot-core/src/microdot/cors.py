@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set, Tuple,
+                    Union)
 from urllib.parse import urlsplit
 
+if TYPE_CHECKING:
+    from .app import Microdot
+    from .requests import Request
+    from .responses import Response
 
 logger = logging.getLogger('microdot.cors')
 
@@ -23,8 +28,16 @@ Origin = Tuple[str, str, Optional[int]]
 
 
 def parse_origin(origin: Any) -> Optional[Origin]:
-    """``(scheme, host, port)`` of a serialized origin, or ``None`` if it is ``null``
-    or malformed (a path, credentials, a bad port, control characters...)."""
+    """Split a serialized origin (an ``Origin`` header value) into its parts.
+
+    Args:
+        origin: The origin text, such as ``'https://example.com:8443'``.
+
+    Returns:
+        ``(scheme, host, port)`` (lower case; the scheme's default port when none is
+        given), or ``None`` if it is ``null`` or malformed (a path, credentials, a bad
+        port, control characters...).
+    """
     if not isinstance(origin, str) or not _ORIGIN_RE.match(origin):
         return None
     try:
@@ -42,7 +55,14 @@ def parse_origin(origin: Any) -> Optional[Origin]:
 
 
 def normalize_origin(origin: str) -> Optional[str]:
-    """The canonical text of an origin (lower case, default port dropped), or None."""
+    """Write an origin in its canonical form (lower case, default port dropped).
+
+    Args:
+        origin: The origin text.
+
+    Returns:
+        The canonical text, or ``None`` if ``origin`` is ``null`` or malformed.
+    """
     parsed = parse_origin(origin)
     if parsed is None:
         return None
@@ -57,11 +77,30 @@ def normalize_origin(origin: str) -> Optional[str]:
 class CORS:
     """Add CORS headers to an application's responses and answer preflight requests.
 
-    ``allowed_origins`` is ``'*'`` (any origin) or a list of origins; ``None`` allows
-    none. ``allowed_methods``/``allowed_headers`` of ``None`` allow what is asked for.
+    Args:
+        app: The application to install the hooks on now (else call
+            :meth:`initialize`).
+        allowed_origins: ``'*'`` (any origin) or the origins allowed (a list, or one
+            origin); ``None`` allows none.
+        allow_credentials: Send ``Access-Control-Allow-Credentials: true`` to allowed
+            origins (refused with ``'*'``).
+        allowed_methods: The methods a preflight may ask for; ``None`` allows what is
+            asked for.
+        expose_headers: The response headers scripts may read
+            (``Access-Control-Expose-Headers``).
+        allowed_headers: The request headers a preflight may ask for; ``None`` allows
+            what is asked for.
+        max_age: Seconds a browser may cache a preflight answer.
+        handle_cors: Install the hooks and the preflight handler (``False``: only
+            compute headers with :meth:`get_cors_headers`).
+
+    Raises:
+        ValueError: If ``allowed_origins`` is ``'*'`` while ``allow_credentials`` is
+            true (any site could read the answers to its users' authenticated
+            requests).
     """
 
-    def __init__(self, app: Any = None,
+    def __init__(self, app: Optional[Microdot] = None,
                  allowed_origins: Union[None, str, Sequence[str]] = None,
                  allow_credentials: bool = False,
                  allowed_methods: Optional[Sequence[str]] = None,
@@ -76,19 +115,20 @@ class CORS:
         self.allowed_headers = None if allowed_headers is None \
             else [h.lower() for h in allowed_headers]
         self.max_age = max_age
-        self.default_options_handler: Any = None
+        self.default_options_handler: Optional[Callable[[Request], Any]] = None
         self._check_credentials()
         if app is not None:
             self.initialize(app, handle_cors=handle_cors)
 
     @property
     def allowed_origins(self) -> Union[None, str, List[str]]:
+        """The allowed origins: ``'*'``, a list of origins, or ``None`` for none."""
         return self._allowed_origins
 
     @allowed_origins.setter
     def allowed_origins(self, value: Union[None, str, Sequence[str]]) -> None:
-        self._normalized: set = set()
-        if value is None or value == '*':
+        self._normalized: Set[str] = set()
+        if value is None or (isinstance(value, str) and value == '*'):
             self._allowed_origins: Union[None, str, List[str]] = value
             return
         origins = [value] if isinstance(value, str) else list(value)
@@ -108,11 +148,17 @@ class CORS:
                 "List the trusted origins instead, e.g. "
                 "allowed_origins=['https://app.example.com']")
 
-    def initialize(self, app: Any, handle_cors: bool = True) -> None:
-        """Install the CORS hooks (and preflight handler) on ``app``.
+    def initialize(self, app: Microdot, handle_cors: bool = True) -> None:
+        """Install the CORS hooks (and the preflight handler) on an application.
 
-        Raises ``ValueError`` if ``allowed_origins`` is ``'*'`` while
-        ``allow_credentials`` is true.
+        Args:
+            app: The application.
+            handle_cors: Install them (``False``: only remember the application's
+                OPTIONS handler).
+
+        Raises:
+            ValueError: If ``allowed_origins`` is ``'*'`` while ``allow_credentials`` is
+                true.
         """
         self._check_credentials()
         self.default_options_handler = app.options_handler
@@ -121,31 +167,51 @@ class CORS:
             app.after_request(self.after_request)
             app.after_error_request(self.after_request)
 
-    def origin_allowed(self, origin: Any) -> bool:
-        """True if ``origin`` (an ``Origin`` header value) is one this object trusts."""
+    def origin_allowed(self, origin: Optional[str]) -> bool:
+        """Tell whether an origin is one this object trusts.
+
+        Args:
+            origin: An ``Origin`` header value.
+
+        Returns:
+            ``True`` if it is well formed and allowed.
+        """
         if self._allowed_origins is None:
             return False
-        if parse_origin(origin) is None:
+        if origin is None or parse_origin(origin) is None:
             return False
         if self._allowed_origins == '*':
             return True
         return normalize_origin(origin) in self._normalized
 
-    def options_handler(self, request: Any) -> Any:
-        """Answer OPTIONS: the application's default answer plus the CORS headers."""
-        headers = self.default_options_handler(request) if self.default_options_handler \
-            else {}
+    def options_handler(self, request: Request) -> Any:
+        """Answer an OPTIONS request: the application's default answer plus the CORS headers.
+
+        Args:
+            request: The OPTIONS request.
+
+        Returns:
+            The headers (or response) of the answer.
+        """
+        headers: Any = self.default_options_handler(request) \
+            if self.default_options_handler else {}
         cors_headers = self.get_cors_headers(request)
-        target = headers.headers if hasattr(headers, 'headers') else headers
+        target: Any = headers.headers if hasattr(headers, 'headers') else headers
         target.update(cors_headers)
         return headers
 
-    def get_cors_headers(self, request: Any) -> Dict[str, str]:
-        """The CORS headers for ``request``, as Microdot computes them.
+    def get_cors_headers(self, request: Request) -> Dict[str, str]:
+        """Compute the CORS headers for a request, as Microdot does.
 
         ``Access-Control-Allow-Origin`` (and ``-Credentials``) only for an allowed
         origin; ``Access-Control-Expose-Headers`` and, for OPTIONS, the preflight
         headers whatever the origin (a browser ignores them without the first).
+
+        Args:
+            request: The request being answered.
+
+        Returns:
+            The header names and values to add.
         """
         headers: Dict[str, str] = {}
         origin = request.headers.get('Origin')
@@ -178,14 +244,23 @@ class CORS:
         return headers
 
     @staticmethod
-    def _vary_origin(request: Any) -> None:
-        vary = getattr(request.g, '_vary', None)
+    def _vary_origin(request: Request) -> None:
+        vary: Optional[Set[str]] = getattr(request.g, '_vary', None)
         if vary is None:
-            vary = request.g._vary = set()
+            vary = set()
+            request.g._vary = vary
         vary.add('Origin')
 
-    def after_request(self, request: Any, response: Any) -> Any:
-        """Add the CORS headers to a response (dispatch adds ``Vary: Origin``)."""
+    def after_request(self, request: Optional[Request], response: Response) -> Response:
+        """Add the CORS headers to a response (dispatch adds ``Vary: Origin``).
+
+        Args:
+            request: The request answered (``None`` for a malformed one: nothing added).
+            response: Its response.
+
+        Returns:
+            ``response``, with the headers added.
+        """
         if request is None:
             return response
         response.headers.update(self.get_cors_headers(request))

@@ -1,12 +1,18 @@
 """Dictionaries for HTTP data: multi-valued (query/form) and case-insensitive (headers)."""
 from __future__ import annotations
 
-from typing import (Any, Callable, Dict, Generic, Iterable, List, Mapping, Optional, Tuple,
-                    TypeVar, Union, cast, overload)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Generic, Iterable, List, Mapping,
+                    Optional, Tuple, TypeVar, Union, cast, overload)
+
+if TYPE_CHECKING:
+    # the value type defaults to Any: a bare ``MultiDict`` annotation stays valid
+    from typing_extensions import TypeVar as TypeVarWithDefault
+    _V = TypeVarWithDefault('_V', default=Any)
+else:
+    _V = TypeVar('_V')
 
 __all__ = ['MultiDict', 'NoCaseDict']
 
-_V = TypeVar('_V')
 _T = TypeVar('_T')
 _S = TypeVar('_S')
 
