@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger('microdot.cors')
 
 _ORIGIN_RE = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s\\]+$')
-_DEFAULT_PORTS = {'http': 80, 'https': 443, 'ws': 80, 'wss': 443}
+#: The port each scheme implies when an origin names none.
+DEFAULT_PORTS = {'http': 80, 'https': 443, 'ws': 80, 'wss': 443}
 
 Origin = Tuple[str, str, Optional[int]]
 
@@ -50,7 +51,7 @@ def parse_origin(origin: Any) -> Optional[Origin]:
         return None
     scheme = parts.scheme.lower()
     if port is None:
-        port = _DEFAULT_PORTS.get(scheme)
+        port = DEFAULT_PORTS.get(scheme)
     return scheme, host.lower(), port
 
 
@@ -69,7 +70,7 @@ def normalize_origin(origin: str) -> Optional[str]:
     scheme, host, port = parsed
     if ':' in host:
         host = '[%s]' % host
-    if port is None or port == _DEFAULT_PORTS.get(scheme):
+    if port is None or port == DEFAULT_PORTS.get(scheme):
         return '%s://%s' % (scheme, host)
     return '%s://%s:%d' % (scheme, host, port)
 

@@ -9,16 +9,23 @@ and malformed origins are answered 403, never 500.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple, TypeVar
 
-from .cors import _DEFAULT_PORTS, parse_origin
+from .cors import DEFAULT_PORTS, Origin, parse_origin
 from .exceptions import abort
 from .session import add_vary
+
+if TYPE_CHECKING:
+    from .app import Microdot
+    from .cors import CORS
+    from .requests import Request
+
+_F = TypeVar('_F', bound=Callable[..., Any])
 
 logger = logging.getLogger('microdot.csrf')
 
 
-def _host_of(request: Any) -> Optional[tuple]:
+def _host_of(request: Request) -> Optional[Tuple[str, Optional[int]]]:
     """``(host, port or None)`` from the request's ``Host`` header, lower case."""
     host = request.headers.get('Host')
     if not host:
@@ -39,13 +46,24 @@ def _host_of(request: Any) -> Optional[tuple]:
 
 
 class CSRF:
-    """Protect the unsafe-method routes of an application (or chosen routes) from CSRF."""
+    """Protect an application's unsafe-method routes (or chosen routes) from CSRF.
+
+    Args:
+        app: The application to protect now (else call :meth:`initialize`).
+        cors: A :class:`~microdot.cors.CORS` object whose allowed origins are trusted
+            as well.
+        protect_all: Check every request whose method is not in
+            :attr:`SAFE_METHODS` (``False``: only the routes marked with
+            :meth:`protect`).
+        allow_subdomains: Trust requests from subdomains of the trusted origins
+            (``Sec-Fetch-Site: same-site`` included).
+    """
 
     SAFE_METHODS = ['GET', 'HEAD', 'OPTIONS']
 
-    def __init__(self, app: Any = None, cors: Any = None, protect_all: bool = True,
-                 allow_subdomains: bool = False) -> None:
-        self.cors = None
+    def __init__(self, app: Optional[Microdot] = None, cors: Optional[CORS] = None,
+                 protect_all: bool = True, allow_subdomains: bool = False) -> None:
+        self.cors: Optional[CORS] = None
         self.protect_all = protect_all
         self.allow_subdomains = allow_subdomains
         self.exempt_routes: List[Callable[..., Any]] = []
@@ -53,12 +71,20 @@ class CSRF:
         if app is not None:
             self.initialize(app, cors)
 
-    def initialize(self, app: Any, cors: Any = None) -> None:
-        """Install the check on ``app``; ``cors`` lists origins to trust as well."""
+    def initialize(self, app: Microdot, cors: Optional[CORS] = None) -> None:
+        """Install the check on an application.
+
+        A request refused is answered 403 through the application's error handlers.
+
+        Args:
+            app: The application.
+            cors: A :class:`~microdot.cors.CORS` object whose allowed origins are trusted
+                as well.
+        """
         self.cors = cors
 
         @app.before_request
-        async def csrf_before_request(request: Any) -> None:
+        async def csrf_before_request(request: Request) -> None:
             if self._needs_check(request) and not self.is_allowed(request):
                 logger.info('CSRF: refused %s %s (Sec-Fetch-Site=%r, Origin=%r)',
                             request.method, request.path,
@@ -66,15 +92,24 @@ class CSRF:
                             request.headers.get('Origin'))
                 abort(403, 'Forbidden')
 
-    def _needs_check(self, request: Any) -> bool:
+    def _needs_check(self, request: Request) -> bool:
         handler = request.route  # the handler function, as in Microdot
         if handler is not None and handler in self.protected_routes:
             return True
         return (self.protect_all and request.method.upper() not in self.SAFE_METHODS
                 and handler not in self.exempt_routes)
 
-    def is_allowed(self, request: Any) -> bool:
-        """True if ``request`` may proceed (it is not a cross-site forgery)."""
+    def is_allowed(self, request: Request) -> bool:
+        """Tell whether a request may proceed (it is not a cross-site forgery).
+
+        Args:
+            request: The request to check.
+
+        Returns:
+            ``True`` if the browser says it is not cross-site, its origin is the
+            application's own or a trusted one, or it carries neither header (not a
+            browser request).
+        """
         sfs = (request.headers.get('Sec-Fetch-Site') or '').strip().lower()
         origin = (request.headers.get('Origin') or '').strip()  # empty: absent, as Microdot
         if sfs in ('same-origin', 'none') or (sfs == 'same-site' and self.allow_subdomains):
@@ -90,19 +125,19 @@ class CSRF:
         return not sfs  # no browser metadata at all: not a browser request
 
     @staticmethod
-    def _is_own_origin(request: Any, origin: tuple) -> bool:
+    def _is_own_origin(request: Request, origin: Origin) -> bool:
         host = _host_of(request)
         if host is None:
             return False
         scheme, name, port = origin
         host_name, host_port = host
         if host_port is None:
-            host_port = _DEFAULT_PORTS.get(scheme)
+            host_port = DEFAULT_PORTS.get(scheme)
         return name == host_name and port == host_port
 
-    def _is_trusted_origin(self, origin: tuple) -> bool:
+    def _is_trusted_origin(self, origin: Origin) -> bool:
         cors = self.cors
-        allowed = getattr(cors, 'allowed_origins', None)
+        allowed: Any = getattr(cors, 'allowed_origins', None)
         if not allowed or allowed == '*':
             return False
         if isinstance(allowed, str):
@@ -119,12 +154,26 @@ class CSRF:
                 return True
         return False
 
-    def exempt(self, f: Callable[..., Any]) -> Callable[..., Any]:
-        """Decorator (below the route decorator): never check this route."""
+    def exempt(self, f: _F) -> _F:
+        """Never check a route (a decorator, placed below the route decorator).
+
+        Args:
+            f: The route handler.
+
+        Returns:
+            ``f`` itself.
+        """
         self.exempt_routes.append(f)
         return f
 
-    def protect(self, f: Callable[..., Any]) -> Callable[..., Any]:
-        """Decorator (below the route decorator): check this route whatever its method."""
+    def protect(self, f: _F) -> _F:
+        """Check a route whatever its method (a decorator, placed below the route decorator).
+
+        Args:
+            f: The route handler.
+
+        Returns:
+            ``f`` itself.
+        """
         self.protected_routes.append(f)
         return f
