@@ -22,10 +22,20 @@ import logging
 import re
 import time
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import (TYPE_CHECKING, Any, Awaitable, Callable, Concatenate, Coroutine, Dict,
+                    List, Optional, ParamSpec, Sequence, TypeGuard, TypeVar, Union, overload)
 
-from .app import invoke_handler, merge_vary  # noqa: F401 (merge_vary: kept here)
+from .app import invoke_handler
+from .app import merge_vary as merge_vary  # (kept here for importers)
 from .helpers import wraps
+from .requests import Request
+from .responses import Response
+
+if TYPE_CHECKING:
+    from .app import Microdot
+
+_P = ParamSpec('_P')
+_R = TypeVar('_R')
 
 logger = logging.getLogger('microdot.session')
 
@@ -56,7 +66,7 @@ def _as_bytes(key: Union[str, bytes, bytearray]) -> bytes:
     return key.encode('utf-8') if isinstance(key, str) else bytes(key)
 
 
-def _key_list(keys: Any) -> List[bytes]:
+def _key_list(keys: Optional[SecretKeys]) -> List[bytes]:
     if keys is None:
         return []
     if isinstance(keys, (str, bytes, bytearray)):
@@ -68,6 +78,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_json_object(value: Any) -> TypeGuard[Dict[str, Any]]:
+    return isinstance(value, dict)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):  # PyJWT turns datetime claims into timestamps
         return int(value.timestamp())
@@ -75,7 +89,15 @@ def _json_default(value: Any) -> Any:
 
 
 def jwt_encode(payload: Dict[str, Any], key: SecretKey) -> str:
-    """Sign ``payload`` as an HS256 JWT (the token PyJWT's ``jwt.encode`` makes)."""
+    """Sign a payload as an HS256 JSON Web Token (the token PyJWT's ``jwt.encode`` makes).
+
+    Args:
+        payload: The claims, JSON-serializable (``datetime`` values become timestamps).
+        key: The secret key.
+
+    Returns:
+        The token.
+    """
     body = json.dumps(payload, separators=(',', ':'), default=_json_default).encode()
     signing_input = _b64encode(_HEADER) + '.' + _b64encode(body)
     signature = hmac.new(_as_bytes(key), signing_input.encode('ascii'),
@@ -85,9 +107,18 @@ def jwt_encode(payload: Dict[str, Any], key: SecretKey) -> str:
 
 def jwt_decode(token: Any, keys: Optional[SecretKeys], now: Optional[float] = None
                ) -> Optional[Dict[str, Any]]:
-    """The payload of a valid HS256 JWT signed with one of ``keys``, else ``None``.
+    """Check an HS256 JSON Web Token and return its payload.
 
-    Only ``alg: HS256`` is accepted (never ``none``); ``exp`` and ``nbf`` are enforced.
+    Only ``alg: HS256`` is accepted (never ``none``); ``exp`` and ``nbf`` are
+    enforced.
+
+    Args:
+        token: The token (anything else than a ``str`` is invalid).
+        keys: The secret key, or several: a token signed with any of them is valid.
+        now: The current time as a timestamp (``None``: ``time.time()``).
+
+    Returns:
+        The payload of a valid token, else ``None``.
     """
     key_list = _key_list(keys)
     if not key_list or not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
@@ -98,7 +129,7 @@ def jwt_decode(token: Any, keys: Optional[SecretKeys], now: Optional[float] = No
     try:
         header = json.loads(_b64decode(parts[0]))
         signature = _b64decode(parts[2])
-        if not isinstance(header, dict) or header.get('alg') != 'HS256':
+        if not _is_json_object(header) or header.get('alg') != 'HS256':
             return None
         signing_input = (parts[0] + '.' + parts[1]).encode('ascii')
         if not any(hmac.compare_digest(
@@ -108,7 +139,7 @@ def jwt_decode(token: Any, keys: Optional[SecretKeys], now: Optional[float] = No
         payload = json.loads(_b64decode(parts[1]))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(payload, dict):
+    if not _is_json_object(payload):
         return None
     now = time.time() if now is None else now
     for claim in ('exp', 'nbf', 'iat'):
@@ -121,21 +152,34 @@ def jwt_decode(token: Any, keys: Optional[SecretKeys], now: Optional[float] = No
     return payload
 
 
-def add_vary(request: Any, header: str) -> None:
-    """Record that the response depends on ``header`` in ``request.g._vary``, as
-    Microdot does; dispatch adds it to the ``Vary`` header of whatever answer the
-    request gets, errors included."""
-    vary = getattr(request.g, '_vary', None)
+def add_vary(request: Request, header: str) -> None:
+    """Record that the response depends on a request header, as Microdot does.
+
+    The header goes in ``request.g._vary``; dispatch adds it to the ``Vary`` header
+    of whatever answer the request gets, errors included.
+
+    Args:
+        request: The request being answered.
+        header: The name of the header the answer depends on.
+    """
+    vary: Optional[set[str]] = getattr(request.g, '_vary', None)
     if vary is None:
-        vary = request.g._vary = set()
+        vary = set()
+        request.g._vary = vary
     vary.add(header)
 
 
-class SessionDict(dict):
-    """The session data: a ``dict`` with :meth:`save` and :meth:`delete`."""
+class SessionDict(Dict[str, Any]):
+    """The session data: a ``dict`` with :meth:`save` and :meth:`delete`.
 
-    def __init__(self, request: Any, session_dict: Dict[str, Any],
-                 session: Optional['Session'] = None) -> None:
+    Args:
+        request: The request whose session this is.
+        session_dict: The data read from the session cookie.
+        session: The :class:`Session` extension (``None``: the application's).
+    """
+
+    def __init__(self, request: Request, session_dict: Dict[str, Any],
+                 session: Optional[Session] = None) -> None:
         super().__init__(session_dict)
         self.request = request
         self._session = session
@@ -144,16 +188,26 @@ class SessionDict(dict):
         return self._session or _session_for(self.request)
 
     def save(self) -> None:
-        """Write the session cookie with the current contents."""
+        """Write the session cookie with the current contents on the request's response."""
         self._extension().update(self.request, self)
 
     def delete(self) -> None:
-        """Remove the session cookie."""
+        """Remove the session cookie on the request's response."""
         self._extension().delete(self.request)
 
 
 class Session:
-    """Session support for an application; see the module docstring for defaults."""
+    """Session support for an application; see the module docstring for the defaults.
+
+    Args:
+        app: The application to attach to now (else call :meth:`initialize`).
+        secret_key: The key that signs the session cookie, or a list of keys (the
+            first signs, every one verifies: key rotation).
+        cookie_options: ``Response.set_cookie`` options for the cookie (``path``,
+            ``http_only``, ``samesite``, ``secure``, ``max_age``...).
+        max_age: Session lifetime in seconds (``None``: until the browser session
+            ends).
+    """
 
     #: Name of the session cookie.
     cookie_name = 'session'
@@ -161,7 +215,7 @@ class Session:
     #: Session lifetime in seconds (``None``: until the browser session ends).
     max_age: Optional[float] = None
 
-    def __init__(self, app: Any = None, secret_key: Optional[SecretKeys] = None,
+    def __init__(self, app: Optional[Microdot] = None, secret_key: Optional[SecretKeys] = None,
                  cookie_options: Optional[Dict[str, Any]] = None, *,
                  max_age: Optional[float] = None) -> None:
         self.secret_key = secret_key
@@ -171,10 +225,18 @@ class Session:
         if app is not None:
             self.initialize(app)
 
-    def initialize(self, app: Any, secret_key: Optional[SecretKeys] = None,
+    def initialize(self, app: Microdot, secret_key: Optional[SecretKeys] = None,
                    cookie_options: Optional[Dict[str, Any]] = None, *,
                    max_age: Optional[float] = None) -> None:
-        """Attach to ``app`` (``app._session``), optionally setting the key and options."""
+        """Attach to an application (``app._session``), optionally setting the key and options.
+
+        Args:
+            app: The application.
+            secret_key: The key (or keys) that sign the session cookie, if not given
+                before.
+            cookie_options: ``Response.set_cookie`` options for the cookie.
+            max_age: Session lifetime in seconds.
+        """
         if secret_key is not None:
             self.secret_key = secret_key
         if cookie_options is not None:
@@ -186,7 +248,7 @@ class Session:
         self.cookie_options.setdefault('samesite', 'Lax')
         if self.max_age is None and self.cookie_options.get('max_age') is not None:
             self.max_age = self.cookie_options['max_age']
-        app._session = self
+        setattr(app, '_session', self)
 
     # -- the request's session ------------------------------------------------------
 
@@ -194,10 +256,20 @@ class Session:
         if not _key_list(self.secret_key):
             raise ValueError('The session secret key is not configured')
 
-    def get(self, request: Any) -> SessionDict:
-        """The request's session (empty when there is none or it is not valid)."""
+    def get(self, request: Request) -> SessionDict:
+        """Return the request's session.
+
+        Args:
+            request: The request.
+
+        Returns:
+            The session data; empty when the request has no valid session cookie.
+
+        Raises:
+            ValueError: If no secret key is configured.
+        """
         self._check_key()
-        cached = getattr(request.g, '_session', None)
+        cached: Optional[SessionDict] = getattr(request.g, '_session', None)
         if cached is not None:
             return cached
         add_vary(request, 'Cookie')
@@ -211,7 +283,7 @@ class Session:
         request.g._session = session
         return session
 
-    def _cookie_options(self, request: Any) -> Dict[str, Any]:
+    def _cookie_options(self, request: Request) -> Dict[str, Any]:
         options = dict(self.cookie_options)
         if self.max_age is not None:
             options.setdefault('max_age', int(self.max_age))
@@ -222,15 +294,15 @@ class Session:
             options['secure'] = True  # browsers refuse SameSite=None without Secure
         return options
 
-    def _set_action(self, request: Any, action: Optional[str]) -> None:
+    def _set_action(self, request: Request, action: Optional[str]) -> None:
         """Remember the last cookie change for this request; applied once, at the end."""
         request.g._session_cookie = action
         if getattr(request.g, '_session_hook', False):
             return
         request.g._session_hook = True
 
-        def write_session_cookie(req: Any, res: Any) -> Any:
-            value = getattr(req.g, '_session_cookie', None)
+        def write_session_cookie(req: Request, res: Response) -> Response:
+            value: Optional[str] = getattr(req.g, '_session_cookie', None)
             options = self._cookie_options(req)
             if value is None:
                 options.pop('max_age', None)
@@ -241,8 +313,16 @@ class Session:
             return res
         request.after_request(write_session_cookie)
 
-    def update(self, request: Any, session: Dict[str, Any]) -> None:
-        """Set the session cookie to ``session`` on this request's response."""
+    def update(self, request: Request, session: Dict[str, Any]) -> None:
+        """Set the session cookie to new contents on the request's response.
+
+        Args:
+            request: The request being answered.
+            session: The session data.
+
+        Raises:
+            ValueError: If no secret key is configured.
+        """
         self._check_key()
         payload = dict(session)
         if self.max_age is not None:
@@ -253,9 +333,13 @@ class Session:
                            'over 4096 bytes', len(token))
         self._set_action(request, token)
 
-    def delete(self, request: Any) -> None:
-        """Remove the session cookie on this request's response."""
-        cached = getattr(request.g, '_session', None)
+    def delete(self, request: Request) -> None:
+        """Remove the session cookie on the request's response.
+
+        Args:
+            request: The request being answered.
+        """
+        cached: Optional[SessionDict] = getattr(request.g, '_session', None)
         if cached is not None:
             cached.clear()
         self._set_action(request, None)
@@ -263,39 +347,96 @@ class Session:
     # -- token format ---------------------------------------------------------------
 
     def encode(self, payload: Dict[str, Any], secret_key: Optional[SecretKeys] = None) -> str:
-        """Sign ``payload`` with ``secret_key`` (or the first configured key)."""
+        """Sign a session payload into a token.
+
+        Args:
+            payload: The session data.
+            secret_key: The key to sign with (``None``: the first configured key).
+
+        Returns:
+            The token (an HS256 JSON Web Token).
+
+        Raises:
+            ValueError: If there is no key to sign with.
+        """
         keys = _key_list(secret_key if secret_key is not None else self.secret_key)
         if not keys:
             raise ValueError('The session secret key is not configured')
         return jwt_encode(payload, keys[0])
 
     def decode(self, session: str, secret_key: Optional[SecretKeys] = None) -> Dict[str, Any]:
-        """The payload of a valid token, or ``{}`` if it is invalid or expired."""
+        """Read a session token.
+
+        Args:
+            session: The token.
+            secret_key: The key or keys to verify with (``None``: the configured ones).
+
+        Returns:
+            The payload of a valid token, or ``{}`` if it is invalid or expired.
+        """
         keys = secret_key if secret_key is not None else self.secret_key
         payload = jwt_decode(session, keys)
         return payload if payload is not None else {}
 
-    def with_session(self, f: Callable[..., Any]) -> Callable[..., Any]:
-        """Decorator: call ``f(request, session, ...)`` with this extension's session."""
+    @overload
+    def with_session(self, f: Callable[Concatenate[Request, SessionDict, _P], Awaitable[_R]]
+                     ) -> Callable[Concatenate[Request, _P], Coroutine[Any, Any, _R]]: ...
+
+    @overload
+    def with_session(self, f: Callable[Concatenate[Request, SessionDict, _P], _R]
+                     ) -> Callable[Concatenate[Request, _P], Coroutine[Any, Any, _R]]: ...
+
+    def with_session(self, f: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
+        """Give a route handler this extension's session as its second argument.
+
+        A decorator, placed below the route decorator: the handler is called as
+        ``f(request, session, *args, **kwargs)``; ``session.save()`` stores changes.
+
+        Args:
+            f: The handler, ``def`` or ``async def``.
+
+        Returns:
+            An ``async`` handler taking the request and ``f``'s other arguments.
+        """
         @wraps(f)
-        async def wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
+        async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
             return await invoke_handler(f, request, self.get(request), *args, **kwargs)
         return wrapper
 
 
-def _session_for(request: Any) -> Session:
+def _session_for(request: Request) -> Session:
     """The ``Session`` attached to the request's application (or sub-application)."""
     for app in (getattr(request, 'app', None), getattr(request, 'subapp', None)):
-        session = getattr(app, '_session', None)
+        session: Optional[Session] = getattr(app, '_session', None)
         if session is not None:
             return session
     raise RuntimeError('The session extension is not initialized for this application')
 
 
-def with_session(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator: call ``f(request, session, ...)``; ``session.save()`` stores changes."""
+@overload
+def with_session(f: Callable[Concatenate[Request, SessionDict, _P], Awaitable[_R]]
+                 ) -> Callable[Concatenate[Request, _P], Coroutine[Any, Any, _R]]: ...
+
+
+@overload
+def with_session(f: Callable[Concatenate[Request, SessionDict, _P], _R]
+                 ) -> Callable[Concatenate[Request, _P], Coroutine[Any, Any, _R]]: ...
+
+
+def with_session(f: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """Give a route handler the application's session as its second argument.
+
+    A decorator, placed below the route decorator: the handler is called as
+    ``f(request, session, *args, **kwargs)``; ``session.save()`` stores changes.
+
+    Args:
+        f: The handler, ``def`` or ``async def``.
+
+    Returns:
+        An ``async`` handler taking the request and ``f``'s other arguments.
+    """
     @wraps(f)
-    async def wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
         return await invoke_handler(f, request, _session_for(request).get(request),
                                     *args, **kwargs)
     return wrapper
