@@ -185,7 +185,7 @@ class SessionDict(Dict[str, Any]):
         self._session = session
 
     def _extension(self) -> 'Session':
-        return self._session or _session_for(self.request)
+        return self._session or session_for(self.request)
 
     def save(self) -> None:
         """Write the session cookie with the current contents on the request's response."""
@@ -404,8 +404,19 @@ class Session:
         return wrapper
 
 
-def _session_for(request: Request) -> Session:
-    """The ``Session`` attached to the request's application (or sub-application)."""
+def session_for(request: Request) -> Session:
+    """Find the session extension of the application that serves a request.
+
+    Args:
+        request: The request.
+
+    Returns:
+        The :class:`Session` attached to the request's application, or to its
+        sub-application.
+
+    Raises:
+        RuntimeError: If neither has one.
+    """
     for app in (getattr(request, 'app', None), getattr(request, 'subapp', None)):
         session: Optional[Session] = getattr(app, '_session', None)
         if session is not None:
@@ -437,6 +448,6 @@ def with_session(f: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any
     """
     @wraps(f)
     async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
-        return await invoke_handler(f, request, _session_for(request).get(request),
+        return await invoke_handler(f, request, session_for(request).get(request),
                                     *args, **kwargs)
     return wrapper
