@@ -39,7 +39,7 @@ def is_safe_redirect(url: Any) -> bool:
 
     Returns:
         ``True`` for a path that starts with one ``/`` and holds only printable ASCII
-        characters (no ``//host``, ``/\\host``, scheme or control characters).
+        characters (no ``//host``, ``/\host``, scheme or control characters).
     """
     if not isinstance(url, str) or not url.startswith('/'):
         return False
