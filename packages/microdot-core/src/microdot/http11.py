@@ -182,6 +182,10 @@ _FIELD_BYTES_WITH_CRLF = _FIELD_BYTES_NO_CRLF + b'\r\n'
 # Validated field names -> lower-cased names (bounded; names repeat a lot).
 _NAME_CACHE: dict[str, str] = {}
 _NAME_CACHE_MAX = 1024
+# Methods seen in valid request lines (bounded): tokens, so a request line made of
+# one of them, a target and a version needs no regex.
+_GOOD_METHODS: set[str] = {'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS',
+                           'QUERY'}
 # Validated Host header values (bounded).
 _HOST_CACHE: set[str] = set()
 _HOST_CACHE_MAX = 256
@@ -301,25 +305,27 @@ class RequestParser:
 
     # -- input -------------------------------------------------------------
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> int:
         """Add bytes received from the peer; ``b''`` signals EOF.
 
-        Feeding non-empty data after EOF is a programming error (RuntimeError).
+        Returns the bytes now buffered (as :attr:`buffered`), so that a server can
+        bound its memory without asking again. Feeding non-empty data after EOF is a
+        programming error (RuntimeError).
         """
         if not data:
             self._eof = True
-            return
+            return len(self._buf) - self._pos
         if self._eof:
             raise RuntimeError('feed() called after EOF')
         if self._state == _S_ERROR:
-            return
+            return len(self._buf) - self._pos
         buf = self._buf
         pos = self._pos
         if pos >= len(buf):
             # Everything was consumed: adopt the new data as the buffer.
             self._buf = bytes(data)
             self._pos = self._scan = 0
-            return
+            return len(data)
         if not isinstance(buf, bytearray):
             buf = bytearray(memoryview(buf)[pos:])
             self._scan = max(0, self._scan - pos)
@@ -330,6 +336,7 @@ class RequestParser:
             self._pos = 0
         buf += data
         self._buf = buf
+        return len(buf) - self._pos
 
     @property
     def buffered(self) -> int:
@@ -363,6 +370,24 @@ class RequestParser:
         if self._pos >= len(buf):
             self._buf = b''
             self._pos = self._scan = 0
+
+    def next_request(self) -> bool:
+        """After a request's head, if it has no body: end it and get ready for the
+        next request at once (what ``next_event()`` returning its ``EndOfMessage``,
+        then ``start_next_request()``, do), returning True. False (nothing done) when
+        it has a body, or the request was not complete: use those two then.
+        """
+        if self._state != _S_EOM:
+            return False
+        self._state = _S_HEAD
+        self._empty_lines = 0
+        pos = self._pos
+        if pos >= len(self._buf):
+            self._buf = b''
+            self._pos = self._scan = 0
+        else:
+            self._scan = pos
+        return True
 
     # -- events ------------------------------------------------------------
 
@@ -540,17 +565,35 @@ class RequestParser:
         request_line = lines[0]
         if len(request_line) > self.max_request_line:
             raise ProtocolError(414, 'request line too long')
-        self._check_field_limits(lines, 1, size - len(request_line) - 2)
-        m = _REQUEST_LINE.fullmatch(request_line)
-        if m is None:
-            _diagnose_request_line(request_line)
-        method, target, minor = m.groups()
-        version = '1.1' if minor == '1' else '1.0'
+        size -= len(request_line) + 2  # the field lines'
+        if len(lines) - 2 > self.max_headers or size > self.max_header_bytes or \
+                size > self.max_header_line + 2:
+            self._check_field_limits(lines, 1, size)  # (only a long section may fail)
+        # the usual request line without a regex: a known method, one space, a target
+        # (the head holds no control character but HTAB: checked when it was split
+        # off), one space, HTTP/1.1 or HTTP/1.0; anything else is checked in full
+        parts = request_line.split(' ')
+        if len(parts) == 3 and parts[0] in _GOOD_METHODS and \
+                (parts[2] == 'HTTP/1.1' or parts[2] == 'HTTP/1.0') and \
+                parts[1] and parts[1].isascii() and '\t' not in parts[1]:
+            method, target, version = parts
+            version = version[5:]
+        else:
+            m = _REQUEST_LINE.fullmatch(request_line)
+            if m is None:
+                _diagnose_request_line(request_line)
+            method, target, minor = m.groups()
+            version = '1.1' if minor == '1' else '1.0'
+            if len(_GOOD_METHODS) < 64:
+                _GOOD_METHODS.add(method)
 
-        # Field lines; framing-related fields are collected on the way.
+        # Field lines; framing-related fields are collected on the way (Host on its
+        # own: every HTTP/1.1 request has one).
         headers: list[tuple[str, str]] = []
         append = headers.append
         special: dict[str, list[str]] | None = None
+        host: str | None = None
+        hosts = 0
         known_name = _NAME_CACHE.get
         for line in lines[1:-1]:
             name, colon, value = line.partition(':')
@@ -560,7 +603,10 @@ class RequestParser:
             value = value.strip(' \t')
             append((name, value))
             if lname in _FRAMING_FIELDS:
-                if special is None:
+                if lname == 'host':
+                    host = value
+                    hosts += 1
+                elif special is None:
                     special = {lname: [value]}
                 elif lname in special:
                     if lname == 'content-type' and value != special[lname][0]:
@@ -569,22 +615,19 @@ class RequestParser:
                 else:
                     special[lname] = [value]
 
-        host: str | None = None
         content_length: int | None = None
         chunked = False
         keep_alive = version == '1.1'
         expect_continue = False
+        if host is not None:
+            if hosts > 1:
+                raise _bad('more than one Host header')
+            if host not in _HOST_CACHE:
+                if _HOST_HEADER.fullmatch(host) is None:
+                    raise _bad('invalid Host header')
+                if len(_HOST_CACHE) < _HOST_CACHE_MAX:
+                    _HOST_CACHE.add(host)
         if special is not None:
-            hosts = special.get('host')
-            if hosts is not None:
-                if len(hosts) > 1:
-                    raise _bad('more than one Host header')
-                host = hosts[0]
-                if host not in _HOST_CACHE:
-                    if _HOST_HEADER.fullmatch(host) is None:
-                        raise _bad('invalid Host header')
-                    if len(_HOST_CACHE) < _HOST_CACHE_MAX:
-                        _HOST_CACHE.add(host)
             te = special.get('transfer-encoding')
             cl = special.get('content-length')
             if te is not None:

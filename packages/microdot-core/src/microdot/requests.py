@@ -161,20 +161,25 @@ class Request:
             self.scheme = scheme
         if route is not None:
             self.route = route
-        path, sep, query = url.partition('?')
-        if sep:
-            self.query_string = query  # None without '?', as Microdot
+        if '?' in url:
+            path, _, self.query_string = url.partition('?')  # else None, as Microdot
+        else:
+            path = url
         self.path = unquote(path, errors='replace') if '%' in path else path
         if app is not None:
-            value = getattr(app, 'max_content_length', None)
-            if value is not None:
-                self.max_content_length = value
-            value = getattr(app, 'max_body_length', None)
-            if value is not None:
-                self.max_body_length = value
-            value = getattr(app, 'max_readline', None)
-            if value is not None:
-                self.max_readline = value
+            try:  # a Microdot application has all three (None: the class default)
+                content, body_length, readline = \
+                    app.max_content_length, app.max_body_length, app.max_readline
+            except AttributeError:
+                content = getattr(app, 'max_content_length', None)
+                body_length = getattr(app, 'max_body_length', None)
+                readline = getattr(app, 'max_readline', None)
+            if content is not None:
+                self.max_content_length = content
+            if body_length is not None:
+                self.max_body_length = body_length
+            if readline is not None:
+                self.max_readline = readline
 
     # per-request state, created on first use (class-level defaults until then)
     sock: Any = None
@@ -314,15 +319,19 @@ class Request:
     def from_head(cls, app: Any, head: Any, client_addr: Any, receive: Any,
                   sock: Any = None, scheme: Optional[str] = None) -> 'Request':
         """Build a request from a parsed ``http11.RequestHead`` and a body source."""
-        req = cls(app, client_addr, head.method, head.target if head.target.startswith('/')
-                  else head.path + ('?' + head.query if head.query else ''),
-                  head.version, None, sock=sock, scheme=scheme)
+        target = head.target
+        if target[:1] != '/':  # absolute-form (or '*'): what routing sees
+            target = head.path + ('?' + head.query if head.query else '')
+        # (positional arguments: this runs for every request)
+        req = cls(app, client_addr, head.method, target, head.version, None, None, None,
+                  sock, '', None, scheme)
         req.header_source = (headers_from_list, head.headers)  # built if the app reads it
-        if head.content_length:
-            req.content_length = head.content_length
-        if head.chunked or head.content_length:
-            req._stream = BodyStream(receive, limit=req.max_content_length
-                                     if head.chunked else head.content_length)
+        length = head.content_length
+        if length:
+            req.content_length = length
+            req._stream = BodyStream(receive, limit=length)
+        elif head.chunked:
+            req._stream = BodyStream(receive, limit=req.max_content_length)
         else:
             req._body = b''
         return req

@@ -599,12 +599,12 @@ class HTTPConnection(asyncio.Protocol):
             if len(self._raw) > _HIGH_WATER and not self._read_paused:
                 self._read_paused = True  # raw_read resumes once the handler catches up
                 self.transport.pause_reading()  # type: ignore[union-attr]
-        else:
-            self.parser.feed(data)
-            if self.parser.buffered > _HIGH_WATER and not self._read_paused:
-                self._read_paused = True
-                self.transport.pause_reading()  # type: ignore[union-attr]
-        self._wake()
+        elif self.parser.feed(data) > _HIGH_WATER and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        waiter = self._waiter  # (_wake, inline: once per request)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool:
         if self.upgraded:
@@ -824,21 +824,36 @@ class HTTPConnection(asyncio.Protocol):
         server = self.server
         app = self.app
         try:
+            parser = self.parser
+            loop = self.loop
             while True:
                 self.idle = True
                 try:
-                    event = self.parser.next_event()
+                    event = parser.next_event()
                     if event is http11.NEED_DATA:
                         # deadlines count from the end of the last response
-                        start = self.idle_since = self.loop.time()
+                        now = start = self.idle_since = loop.time()
                         while event is http11.NEED_DATA:
-                            remaining = (server.keep_alive_timeout if self.parser.at_start
-                                         else server.head_timeout) - \
-                                (self.loop.time() - start)
+                            remaining = (server.keep_alive_timeout if parser.at_start
+                                         else server.head_timeout) - (now - start)
                             if remaining <= 0:
                                 raise _Timeout()
-                            await self._wait(remaining)
-                            event = self.parser.next_event()
+                            # self._wait(remaining), inline (once per request)
+                            if self.lost:
+                                raise ConnectionResetError('connection lost')
+                            if self._read_paused:
+                                self._read_paused = False
+                                self.transport.resume_reading()  # type: ignore[union-attr]
+                            self._waiter = waiter = loop.create_future()
+                            self.deadline = now + remaining
+                            try:
+                                await waiter
+                            finally:
+                                self._waiter = None
+                                self.deadline = None
+                            event = parser.next_event()
+                            if event is http11.NEED_DATA:
+                                now = loop.time()
                 except _Timeout:
                     if not self.parser.at_start:
                         self._write_error(408, None, 'Request Timeout')
@@ -850,8 +865,7 @@ class HTTPConnection(asyncio.Protocol):
                 self.keep_alive = head.keep_alive and not server.stopping
                 self.expect_continue = head.expect_continue
                 req = Request.from_head(app, head, self.client_addr, self._receive,
-                                        sock=self.sock,
-                                        scheme=self.scheme)
+                                        self.sock, self.scheme)
                 if req.content_length > req.max_content_length:
                     self.expect_continue = False  # refuse before the client sends it
                 if req._stream is not None:  # a body: its deadlines count from here
@@ -877,11 +891,13 @@ class HTTPConnection(asyncio.Protocol):
                                        req.http_version, res.status_code)
                 if not self.keep_alive or self.lost or server.stopping:
                     return  # (a response begun before the shutdown ends the connection)
-                event = self.parser.next_event()
-                if not (isinstance(event, http11.EndOfMessage) or event is http11.PAUSED):
-                    if not await self._finish_body():
-                        return
-                self.parser.start_next_request()
+                if not parser.next_request():  # the request had a body
+                    event = parser.next_event()
+                    if not (isinstance(event, http11.EndOfMessage) or
+                            event is http11.PAUSED):
+                        if not await self._finish_body():
+                            return
+                    parser.start_next_request()
         except http11.ProtocolError as exc:
             if not self.lost:
                 if exc.status_code == 400 and self.idle:
@@ -934,10 +950,15 @@ class HTTPConnection(asyncio.Protocol):
                 not self.server.stopping and req.http_version == '1.1' and \
                 req.method != 'HEAD':
             # the common case, in one step, with a head cached per status and type
-            head = _plain_head(res.status_code, ctype[1])
+            # (and _date_bytes() inline)
+            head = _PLAIN_HEADS.get((res.status_code, ctype[1])) or \
+                _plain_head(res.status_code, ctype[1])
+            date = _date_cache
+            if date[0] != int(time.time()):
+                http_date()
             body = res.body
             transport.write(b'%s%d%s%s\r\n\r\n%s' % (head[0], len(body), head[1],
-                                                      _date_bytes(), body))
+                                                      date[2], body))
             if self._write_paused:
                 await self.drain()
             return
