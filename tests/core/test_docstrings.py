@@ -151,8 +151,8 @@ def _exception_class(node: Optional[ast.expr], namespace: Dict[str, Any]) -> Any
     return None
 
 
-def raised_exceptions(func: Any) -> Set[str]:
-    """Names of the exception classes ``func``'s own ``raise`` statements let out."""
+def raised_exceptions(func: Any) -> Set[type]:
+    """The exception classes ``func``'s own ``raise`` statements let out."""
     func = inspect.unwrap(func)
     try:
         source = textwrap.dedent(inspect.getsource(func))
@@ -161,7 +161,7 @@ def raised_exceptions(func: Any) -> Set[str]:
         return set()
     namespace = dict(getattr(func, '__globals__', {}))
     definition = tree.body[0]
-    found: Set[str] = set()
+    found: Set[type] = set()
 
     def caught(cls: type, handlers: List[Tuple[type, ...]]) -> bool:
         return any(issubclass(cls, h) for group in handlers for h in group)
@@ -177,7 +177,7 @@ def raised_exceptions(func: Any) -> Set[str]:
         if isinstance(node, ast.Raise):
             cls = _exception_class(node.exc, namespace)
             if cls is not None and not caught(cls, handlers):
-                found.add(cls.__name__)
+                found.add(cls)
             return
         if isinstance(node, ast.Try):
             group: List[type] = []
@@ -237,10 +237,24 @@ def check_function(func: Any, where: str, method: bool = False,
             yield '%s: Returns: section, but it returns None' % where
     elif 'Returns' not in sections:
         yield '%s: returns %s, but has no Returns: section' % (where, annotation)
-    raised = raised_exceptions(func)
-    listed = {name.rpartition('.')[2] for name in _names(sections, 'Raises')}
-    for name in sorted(raised - listed):
+    for name in unlisted(raised_exceptions(func), _names(sections, 'Raises'), func):
         yield '%s: raises %s, not listed in Raises:' % (where, name)
+
+
+def unlisted(raised: Set[type], listed: Set[str], func: Any) -> List[str]:
+    """The names of the ``raised`` classes that no ``listed`` name covers (the class
+    itself or a base class, such as ``HTTPException`` for a private subclass)."""
+    namespace = getattr(inspect.unwrap(func), '__globals__', {})
+    listed_classes = []
+    for name in listed:
+        value = _resolve(ast.parse(name, mode='eval').body, namespace) \
+            if re.match(r'^[\w.]+$', name) else None
+        if isinstance(value, type):
+            listed_classes.append(value)
+    short = {name.rpartition('.')[2] for name in listed}
+    return sorted(cls.__name__ for cls in raised
+                  if cls.__name__ not in short
+                  and not any(issubclass(cls, base) for base in listed_classes))
 
 
 def _defined_here(obj: Any, module: str, qualname: str) -> bool:
@@ -269,10 +283,8 @@ def check_class(cls: type, module: str) -> Iterator[str]:
         missing = [n for n in named if n not in documented]
         if missing:
             yield '%s: Args: does not document %s' % (where, ', '.join(missing))
-        raised = raised_exceptions(init)
         listed = _names(class_sections, 'Raises') | _names(init_sections, 'Raises')
-        listed = {name.rpartition('.')[2] for name in listed}
-        for name in sorted(raised - listed):
+        for name in unlisted(raised_exceptions(init), listed, init):
             yield '%s: __init__ raises %s, not listed in Raises:' % (where, name)
     for name, value in vars(cls).items():
         if name.startswith('_') and name != '__call__':

@@ -71,13 +71,15 @@ import asyncio
 import inspect
 import logging
 from collections import deque
-from typing import (Any, Awaitable, Callable, Deque, List, Optional, Protocol,
-                    Sequence, Tuple, Type, Union, runtime_checkable)
+from typing import (Any, Awaitable, Callable, Concatenate, Coroutine, Deque, List, Optional,
+                    ParamSpec, Protocol, Sequence, Tuple, Type, Union, cast, overload,
+                    runtime_checkable)
 
 from . import ws_protocol as wsp
 from .exceptions import HTTPException
 from .helpers import wraps
 from .http11 import serialize_response_head
+from .requests import Request
 from .responses import Response
 
 __all__ = ['WebSocket', 'WebSocketError', 'WebSocketTransport', 'FramedTransport',
@@ -89,12 +91,23 @@ logger = logging.getLogger('microdot.websocket')
 Data = Union[str, bytes]
 Headers = List[Tuple[str, str]]
 
+_P = ParamSpec('_P')
+#: A WebSocket handler: ``f(request, ws, *args, **kwargs)``, ``def`` or ``async def``.
+WebSocketHandler = Callable[Concatenate[Request, 'WebSocket', _P], object]
+#: What :func:`with_websocket` makes of it: an ``async`` route handler without ``ws``.
+WebSocketRoute = Callable[Concatenate[Request, _P], Coroutine[Any, Any, Response]]
+
 
 class WebSocketError(Exception):
     """The WebSocket connection is closed (or failed); ``code`` and ``reason`` say why.
 
     ``code`` is the close code received from (or, on a protocol error, sent to) the
     peer: 1005 for a Close without a code, 1006 for a connection dropped without one.
+
+    Args:
+        message: The exception's message.
+        code: The close code.
+        reason: The close reason.
     """
 
     def __init__(self, message: str = 'WebSocket connection closed',
@@ -121,24 +134,53 @@ class _HandshakeRefused(HTTPException):
         self.headers = list(headers)
 
     def response(self) -> Response:
+        """The answer to send: ``detail`` as a plain-text body, with the headers."""
         return Response(self.detail + '\n', self.status_code, dict(self.headers))
 
 
 @runtime_checkable
 class WebSocketTransport(Protocol):
-    """What a server or adapter provides to carry WebSocket messages (see module doc)."""
+    """What a server or adapter provides to carry WebSocket messages (see the module doc)."""
 
     async def accept(self, subprotocol: Optional[str], headers: Headers) -> None:
-        """Complete the opening handshake, selecting ``subprotocol``."""
+        """Complete the opening handshake.
+
+        Args:
+            subprotocol: The subprotocol selected, or ``None``.
+            headers: More headers for the handshake answer.
+        """
+        ...
 
     async def receive(self) -> Data:
-        """Next data message; raises ``WebSocketError`` once closed."""
+        """Wait for the next data message.
+
+        Returns:
+            The message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            WebSocketError: Once the connection is closed.
+        """
+        ...
 
     async def send(self, data: Data) -> None:
-        """Send a text (str) or binary (bytes) message."""
+        """Send a text (``str``) or binary (``bytes``) message.
+
+        Args:
+            data: The message.
+
+        Raises:
+            WebSocketError: Once the connection is closed.
+        """
+        ...
 
     async def close(self, code: int = 1000, reason: str = '') -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection; calling it again does nothing.
+
+        Args:
+            code: The close code.
+            reason: The close reason.
+        """
+        ...
 
 
 def _closed_error(code: Optional[int], reason: str) -> WebSocketError:
@@ -149,12 +191,20 @@ def _closed_error(code: Optional[int], reason: str) -> WebSocketError:
 class FramedTransport:
     """RFC 6455 framing over an async ``(reader, writer)`` pair, via ``ws_protocol``.
 
-    ``reader`` needs ``async read(n)`` (``b''`` at EOF); ``writer`` needs
-    ``async awrite(data)`` (or ``write(data)`` plus ``async drain()``) and, optionally,
-    ``aclose()``/``close()``. Frames are processed in order while the application is
-    in :meth:`receive` (or :meth:`close`): pings are answered, the peer's Close is
-    echoed, and protocol errors close the connection with their code (1002, 1007,
-    1009). :meth:`send` may run concurrently with :meth:`receive` from another task.
+    Frames are processed in order while the application is in :meth:`receive` (or
+    :meth:`close`): pings are answered, the peer's Close is echoed, and protocol
+    errors close the connection with their code (1002, 1007, 1009). :meth:`send` may
+    run concurrently with :meth:`receive` from another task.
+
+    Args:
+        reader: Has ``async read(n)`` (``b''`` at the end).
+        writer: Has ``async awrite(data)`` (or ``write(data)`` plus ``async
+            drain()``) and, optionally, ``aclose()`` or ``close()``.
+        accept_key: The ``Sec-WebSocket-Accept`` value for :meth:`accept` (``None``
+            when the handshake is answered elsewhere).
+        max_message_size: The largest message accepted, in bytes (``None``: no
+            limit); a larger one closes the connection with 1009.
+        close_timeout: Seconds :meth:`close` waits for the peer's Close frame.
     """
 
     #: Bytes asked from the reader per read.
@@ -176,7 +226,7 @@ class FramedTransport:
         self._write_lock = asyncio.Lock()
         self._finished = asyncio.Event()
         self._done = False
-        self._closing: Optional[asyncio.Future] = None
+        self._closing: Optional[asyncio.Future[None]] = None
 
     @property
     def max_message_size(self) -> Optional[int]:
@@ -233,7 +283,15 @@ class FramedTransport:
 
     async def accept(self, subprotocol: Optional[str] = None,
                      headers: Sequence[Tuple[str, str]] = ()) -> None:
-        """Write the ``101 Switching Protocols`` answer."""
+        """Write the ``101 Switching Protocols`` answer.
+
+        Args:
+            subprotocol: The subprotocol selected, or ``None``.
+            headers: More headers for the answer.
+
+        Raises:
+            RuntimeError: If the transport was made without ``accept_key``.
+        """
         if self.accept_key is None:
             raise RuntimeError('FramedTransport.accept() needs the accept_key')
         head = serialize_response_head(
@@ -301,7 +359,14 @@ class FramedTransport:
         return None  # pragma: no cover
 
     async def receive(self) -> Data:
-        """The next text (str) or binary (bytes) message."""
+        """Wait for the next text or binary message.
+
+        Returns:
+            The message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            WebSocketError: Once the connection is closed.
+        """
         while True:
             if self._done:
                 raise _closed_error(self.close_code, self.close_reason)
@@ -313,7 +378,15 @@ class FramedTransport:
                 return data
 
     async def send(self, data: Data, opcode: Optional[int] = None) -> None:
-        """Send one message (str as text, bytes as binary unless ``opcode`` says)."""
+        """Send one message: ``str`` as text, ``bytes`` as binary, unless ``opcode`` says.
+
+        Args:
+            data: The message.
+            opcode: The frame opcode (``ws_protocol.OP_*``) to use instead.
+
+        Raises:
+            WebSocketError: Once the connection is closed.
+        """
         if self._done or self.conn.close_sent:
             raise _closed_error(self.close_code or wsp.CLOSE_NORMAL, self.close_reason)
         try:
@@ -324,15 +397,34 @@ class FramedTransport:
         await self._write(frame)
 
     async def ping(self, data: bytes = b'') -> None:
-        """Send a Ping frame (at most 125 bytes)."""
+        """Send a Ping frame.
+
+        Args:
+            data: The payload (at most 125 bytes).
+
+        Raises:
+            WebSocketError: Once the connection is closed.
+        """
         await self.send(data, wsp.OP_PING)
 
     async def pong(self, data: bytes = b'') -> None:
-        """Send an unsolicited Pong frame."""
+        """Send an unsolicited Pong frame.
+
+        Args:
+            data: The payload (at most 125 bytes).
+
+        Raises:
+            WebSocketError: Once the connection is closed.
+        """
         await self.send(data, wsp.OP_PONG)
 
     async def close(self, code: int = 1000, reason: str = '') -> None:
-        """Send a Close frame, wait (bounded) for the peer's, then release the connection."""
+        """Send a Close frame, wait (bounded) for the peer's, then release the connection.
+
+        Args:
+            code: The close code.
+            reason: The close reason.
+        """
         if self._done:
             return
         if not self.conn.close_sent:
@@ -361,8 +453,16 @@ class FramedTransport:
 
 def select_subprotocol(offered: Optional[str], supported: Optional[Sequence[str]]
                        ) -> Optional[str]:
-    """The first subprotocol of ``offered`` (a ``Sec-WebSocket-Protocol`` value, client
-    preference order) that is in ``supported``; ``None`` if there is none."""
+    """Choose the subprotocol of a connection.
+
+    Args:
+        offered: The request's ``Sec-WebSocket-Protocol`` value (client preference
+            order).
+        supported: The subprotocols the application supports.
+
+    Returns:
+        The first offered subprotocol that is supported, or ``None``.
+    """
     if not offered or not supported:
         return None
     for item in offered.split(','):
@@ -372,9 +472,22 @@ def select_subprotocol(offered: Optional[str], supported: Optional[Sequence[str]
     return None
 
 
-def message_size_limit(request: Any, override: Optional[int] = None,
+def message_size_limit(request: Request, override: Optional[int] = None,
                        cls: Optional[Type['WebSocket']] = None) -> Optional[int]:
-    """The message size limit for ``request`` (``None``: unlimited); see module doc."""
+    """Work out the largest message a WebSocket on this request accepts.
+
+    Most specific first: ``override``, the application attribute
+    ``websocket_max_message_length``, then ``cls.max_message_length``; ``-1`` means
+    the request's ``max_body_length`` and ``0`` no limit.
+
+    Args:
+        request: The upgrade request.
+        override: The limit given to the decorator or to :func:`websocket_upgrade`.
+        cls: The WebSocket class whose default applies (:class:`WebSocket`).
+
+    Returns:
+        The limit in bytes, or ``None`` for no limit.
+    """
     value = override
     if value is None:
         value = getattr(getattr(request, 'app', None), 'websocket_max_message_length', None)
@@ -387,10 +500,23 @@ def message_size_limit(request: Any, override: Optional[int] = None,
     return int(value)
 
 
-def framed_transport(request: Any, subprotocols: Optional[Sequence[str]] = None,
+def framed_transport(request: Request, subprotocols: Optional[Sequence[str]] = None,
                      reader: Any = None, writer: Any = None) -> FramedTransport:
-    """Validate an HTTP/1.1 handshake and return a :class:`FramedTransport` over
-    ``(reader, writer)`` (default: ``request.sock``); raises ``HandshakeError``."""
+    """Validate an HTTP/1.1 opening handshake and make its :class:`FramedTransport`.
+
+    Args:
+        request: The upgrade request.
+        subprotocols: The subprotocols the application supports.
+        reader: The connection's reader (default: ``request.sock[0]``).
+        writer: The connection's writer (default: ``request.sock[1]``).
+
+    Returns:
+        The transport, ready for :meth:`FramedTransport.accept`.
+
+    Raises:
+        HandshakeError: If the handshake is not valid (from ``ws_protocol``).
+        RuntimeError: If the server provides no socket for the connection.
+    """
     accept, _ = wsp.check_handshake(request.method, request.http_version,
                                     request.headers.get, subprotocols or ())
     if reader is None or writer is None:
@@ -403,7 +529,13 @@ def framed_transport(request: Any, subprotocols: Optional[Sequence[str]] = None,
 
 
 class WebSocket:
-    """A WebSocket connection, as given to ``with_websocket`` handlers."""
+    """A WebSocket connection, as given to ``with_websocket`` handlers.
+
+    Args:
+        request: The upgrade request.
+        transport: The transport that carries the messages (set by
+            :meth:`handshake`).
+    """
 
     CONT = wsp.OP_CONT
     TEXT = wsp.OP_TEXT
@@ -419,7 +551,7 @@ class WebSocket:
     #: Seconds :meth:`close` waits for the client's Close frame.
     close_timeout: float = 5.0
 
-    def __init__(self, request: Any, transport: Any = None) -> None:
+    def __init__(self, request: Request, transport: Any = None) -> None:
         self.request = request
         self.transport = transport
         self.closed = False
@@ -429,7 +561,18 @@ class WebSocket:
 
     async def handshake(self, subprotocols: Optional[Sequence[str]] = None,
                         max_message_length: Optional[int] = None) -> None:
-        """Accept the connection (answering ``101``); refusals raise ``HTTPException``."""
+        """Accept the connection (answering ``101``).
+
+        Args:
+            subprotocols: The subprotocols the application supports; the first one the
+                client offers is selected (:attr:`subprotocol`).
+            max_message_length: The largest message accepted (see
+                :func:`message_size_limit`).
+
+        Raises:
+            HTTPException: If the handshake is refused (400, or 426 for another
+                WebSocket version).
+        """
         request = self.request
         subprotocols = list(subprotocols or ())
         limit = message_size_limit(request, max_message_length, type(self))
@@ -456,9 +599,18 @@ class WebSocket:
         await transport.accept(self.subprotocol, [])
 
     async def receive(self) -> Data:
-        """Wait for the next message: ``str`` for text, ``bytes`` for binary."""
+        """Wait for the next message.
+
+        A message larger than the limit closes the connection with 1009.
+
+        Returns:
+            The message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            WebSocketError: Once the connection is closed.
+        """
         try:
-            data = await self.transport.receive()
+            data: Data = await self.transport.receive()
         except WebSocketError:
             self.closed = True
             raise
@@ -471,10 +623,21 @@ class WebSocket:
 
     async def send(self, data: Union[Data, bytearray, memoryview],
                    opcode: Optional[int] = None) -> None:
-        """Send a message: str as text, bytes as binary, unless ``opcode`` says otherwise."""
+        """Send a message: ``str`` as text, ``bytes`` as binary, unless ``opcode`` says.
+
+        Args:
+            data: The message (``bytearray`` and ``memoryview`` are sent as bytes).
+            opcode: :attr:`TEXT` or :attr:`BINARY` to force the message type;
+                :attr:`PING`, :attr:`PONG` or :attr:`CLOSE` to send that frame instead.
+
+        Raises:
+            TypeError: If ``data`` is not ``str`` or bytes.
+            ValueError: For another opcode.
+            WebSocketError: Once the connection is closed.
+        """
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
-        elif not isinstance(data, (str, bytes)):
+        elif not isinstance(data, (str, bytes)):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError('WebSocket messages are str or bytes, not %s'
                             % type(data).__name__)
         if opcode == self.CLOSE:
@@ -495,7 +658,14 @@ class WebSocket:
         await self._guard(self.transport.send(data))
 
     async def ping(self, data: bytes = b'') -> None:
-        """Send a ping (the client answers with a pong)."""
+        """Send a ping (the client answers with a pong).
+
+        Args:
+            data: The payload (at most 125 bytes).
+
+        Raises:
+            WebSocketError: Once the connection is closed.
+        """
         await self.send(data, self.PING)
 
     async def _guard(self, aw: Awaitable[Any]) -> None:
@@ -506,7 +676,12 @@ class WebSocket:
             raise
 
     async def close(self, code: int = 1000, reason: str = '') -> None:
-        """Close the connection with ``code`` and ``reason`` (does nothing if closed)."""
+        """Close the connection (does nothing if it is closed already).
+
+        Args:
+            code: The close code.
+            reason: The close reason.
+        """
         if self.closed or self.transport is None:
             self.closed = True
             return
@@ -517,29 +692,56 @@ class WebSocket:
             pass
 
 
-async def websocket_upgrade(request: Any, subprotocols: Optional[Sequence[str]] = None,
+async def websocket_upgrade(request: Request, subprotocols: Optional[Sequence[str]] = None,
                             max_message_length: Optional[int] = None) -> WebSocket:
-    """Accept a WebSocket on this request and return it (for handlers that check
-    something first); a bad handshake raises ``HTTPException`` (400 or 426)."""
+    """Accept a WebSocket on a request and return it.
+
+    For handlers that check something first (and answer with an HTTP error instead);
+    the route then answers nothing more once the WebSocket closes.
+
+    Args:
+        request: The upgrade request.
+        subprotocols: The subprotocols the application supports.
+        max_message_length: The largest message accepted (see
+            :func:`message_size_limit`).
+
+    Returns:
+        The open WebSocket.
+
+    Raises:
+        HTTPException: If the handshake is not valid (400, or 426).
+    """
     ws = WebSocket(request)
     await ws.handshake(subprotocols, max_message_length)
 
-    @request.after_request
-    async def _handled(request: Any, response: Any) -> Response:
+    async def _handled(request: Request, response: Response) -> Response:
         if not ws.closed:
             await ws.close()
         return Response.already_handled
 
+    request.after_request(_handled)
     return ws
 
 
-def websocket_wrapper(f: Callable[..., Any],
-                      upgrade_function: Callable[[Any], Awaitable[WebSocket]]
-                      ) -> Callable[..., Any]:
-    """Wrap handler ``f(request, ws, ...)`` so it runs on a socket from
-    ``upgrade_function(request)`` and closes it cleanly (1000, or 1011 on error)."""
+def websocket_wrapper(f: WebSocketHandler[_P],
+                      upgrade_function: Callable[[Request], Awaitable[WebSocket]]
+                      ) -> WebSocketRoute[_P]:
+    """Run a WebSocket handler on a socket and close it cleanly.
+
+    The connection comes from ``upgrade_function(request)``; it is closed with 1000
+    when the handler returns and 1011 when it raises (the exception is logged).
+
+    Args:
+        f: The handler: ``f(request, ws, *args, **kwargs)``, ``def`` or
+            ``async def``.
+        upgrade_function: Accepts the connection and returns the
+            :class:`WebSocket`.
+
+    Returns:
+        An ``async`` route handler taking the request and ``f``'s other arguments.
+    """
     @wraps(f)
-    async def wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(request: Request, *args: _P.args, **kwargs: _P.kwargs) -> Response:
         try:
             ws = await upgrade_function(request)
         except _HandshakeRefused as exc:
@@ -567,19 +769,47 @@ def websocket_wrapper(f: Callable[..., Any],
             except Exception:  # pragma: no cover - the connection is gone
                 pass
         return Response.already_handled
-    return wrapper
+    # (mypy does not match functools.wraps' result with a Concatenate callable)
+    return cast('WebSocketRoute[_P]', wrapper)
 
 
-def with_websocket(f: Optional[Callable[..., Any]] = None, *,
+class _WebSocketDecorator(Protocol):
+    """What ``with_websocket(...)`` returns when given options."""
+
+    def __call__(self, f: WebSocketHandler[_P], /) -> WebSocketRoute[_P]: ...
+
+
+@overload
+def with_websocket(f: WebSocketHandler[_P], /) -> WebSocketRoute[_P]: ...
+
+
+@overload
+def with_websocket(f: None = None, /, *, subprotocols: Optional[Sequence[str]] = None,
+                   max_message_length: Optional[int] = None) -> _WebSocketDecorator: ...
+
+
+def with_websocket(f: Optional[WebSocketHandler[...]] = None, *,
                    subprotocols: Optional[Sequence[str]] = None,
-                   max_message_length: Optional[int] = None) -> Any:
-    """Decorator making a route a WebSocket endpoint; the handler gets ``(request, ws)``.
+                   max_message_length: Optional[int] = None
+                   ) -> Union[WebSocketRoute[...], _WebSocketDecorator]:
+    """Make a route a WebSocket endpoint; the handler gets ``(request, ws)``.
 
     Use bare (``@with_websocket``) or with options
-    (``@with_websocket(subprotocols=['chat'], max_message_length=65536)``).
+    (``@with_websocket(subprotocols=['chat'], max_message_length=65536)``), below
+    the route decorator.
+
+    Args:
+        f: The handler: ``f(request, ws, *args, **kwargs)``, ``def`` or
+            ``async def`` (given when used bare).
+        subprotocols: The subprotocols the application supports.
+        max_message_length: The largest message accepted (see
+            :func:`message_size_limit`).
+
+    Returns:
+        The route handler (used bare), or the decorator that makes it.
     """
-    def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
-        async def upgrade(request: Any) -> WebSocket:
+    def decorator(handler: WebSocketHandler[_P]) -> WebSocketRoute[_P]:
+        async def upgrade(request: Request) -> WebSocket:
             ws = WebSocket(request)
             await ws.handshake(subprotocols, max_message_length)
             return ws
