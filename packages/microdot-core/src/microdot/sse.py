@@ -1,4 +1,6 @@
-"""Server-Sent Events, compatible with Microdot 2.x::
+"""Server-Sent Events, compatible with Microdot 2.x.
+
+::
 
     @app.route('/events')
     @with_sse                            # or @with_sse(keepalive=5)
@@ -22,10 +24,12 @@ import asyncio
 import logging
 import re
 from collections import deque
-from typing import Any, Awaitable, Callable, Deque, Dict, Optional, Tuple, Union
+from typing import (Any, AsyncIterator, Awaitable, Callable, Concatenate, Coroutine, Deque,
+                    Dict, Optional, ParamSpec, Protocol, Tuple, Union, cast, overload)
 
 from .helpers import wraps
-from .responses import _dumps
+from .requests import Request
+from .responses import _dumps  # pyright: ignore[reportPrivateUsage]
 
 __all__ = ['SSE', 'sse_response', 'with_sse']
 
@@ -37,6 +41,14 @@ _KEEPALIVE = b': keep-alive\n\n'
 _DEFAULT: Any = object()
 
 EventFunction = Callable[..., Awaitable[Any]]
+
+_P = ParamSpec('_P')
+#: An SSE handler: ``async def f(request, sse, *args, **kwargs)``.
+SSEHandler = Callable[Concatenate[Request, 'SSE', _P], Awaitable[object]]
+#: What an SSE route answers: the event stream, 200 and the stream's headers.
+SSEResponse = Tuple[AsyncIterator[bytes], int, Dict[str, str]]
+#: What :func:`with_sse` makes of a handler: an ``async`` route handler without ``sse``.
+SSERoute = Callable[Concatenate[Request, _P], Coroutine[Any, Any, SSEResponse]]
 
 
 def _field_value(value: Any, name: str) -> bytes:
@@ -53,35 +65,59 @@ def _prefixed_lines(prefix: bytes, data: bytes) -> bytes:
 
 
 class SSE:
-    """The event stream of one client, as given to ``with_sse`` handlers."""
+    """The event stream of one client, as given to ``with_sse`` handlers.
+
+    Args:
+        keepalive_interval: Seconds of silence before a keep-alive comment is sent
+            (``None`` or 0: never); the class attribute when not given.
+    """
 
     #: Seconds of silence before a keep-alive comment is sent (``None`` or 0: never).
     keepalive_interval: Optional[float] = 15.0
     #: Events that may wait to be sent before :meth:`send` blocks (backpressure).
     max_pending: int = 64
 
-    def __init__(self, keepalive_interval: Any = _DEFAULT) -> None:
+    def __init__(self, keepalive_interval: Optional[float] = _DEFAULT) -> None:
         if keepalive_interval is not _DEFAULT:
             self.keepalive_interval = keepalive_interval
         self.queue: Deque[bytes] = deque()
-        self._consumer: Optional[asyncio.Future] = None
-        self._producer: Optional[asyncio.Future] = None
+        # the response body waiting for an event, and send() waiting for room (both
+        # used by the body, in this module)
+        self.consumer: Optional[asyncio.Future[Any]] = None
+        self.producer: Optional[asyncio.Future[Any]] = None
 
     @staticmethod
     def format(data: Any, event: Optional[str] = None, event_id: Optional[str] = None,
                retry: Optional[float] = None, comment: bool = False) -> bytes:
-        """Encode one event (or comment) in the ``text/event-stream`` format."""
+        """Encode one event (or comment) in the ``text/event-stream`` format.
+
+        Args:
+            data: The data: ``dict`` and ``list`` as JSON, bytes as they are, anything
+                else as its ``str()``; split into one ``data:`` line per line.
+            event: The event name.
+            event_id: The event id.
+            retry: The client's reconnection delay, in seconds.
+            comment: Make ``data`` a comment (``: text`` lines) instead of an event.
+
+        Returns:
+            The encoded event, ending with its blank line.
+
+        Raises:
+            ValueError: If ``event`` or ``event_id`` holds a line break or NUL, or
+                ``retry`` is not a non-negative number.
+        """
         if isinstance(data, (dict, list)):
-            payload = _dumps(data)
+            payload = _dumps(cast(Any, data))
         elif isinstance(data, (bytes, bytearray, memoryview)):
-            payload = bytes(data)
+            payload = bytes(cast(Any, data))
         else:
             payload = str(data).encode('utf-8')
         if comment:
             return _prefixed_lines(b': ', payload) + b'\n'
-        parts = []  # fields in Microdot's order: retry, event, id, then data
+        parts: list[bytes] = []  # fields in Microdot's order: retry, event, id, then data
         if retry is not None:
-            if isinstance(retry, bool) or not isinstance(retry, (int, float)) or retry < 0:
+            number = cast(object, retry)
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or retry < 0:
                 raise ValueError('SSE retry must be a non-negative number of seconds')
             parts.append(b'retry: %d\n' % int(retry * 1000))
         if event is not None:
@@ -92,24 +128,38 @@ class SSE:
         parts.append(b'\n')
         return b''.join(parts)
 
-    async def send(self, data: Union[str, bytes, Dict[str, Any], list, Any],
+    async def send(self, data: Any,
                    event: Optional[str] = None, event_id: Optional[str] = None,
                    retry: Optional[float] = None, comment: bool = False) -> None:
-        """Queue an event for the client: ``dict``/``list`` data is sent as JSON,
-        ``retry`` is in seconds, ``comment=True`` sends ``: text`` lines instead."""
+        """Queue an event for the client.
+
+        Waits while :attr:`max_pending` events are queued (backpressure).
+
+        Args:
+            data: The data: ``dict`` and ``list`` are sent as JSON, bytes as they are,
+                anything else as its ``str()``.
+            event: The event name.
+            event_id: The event id.
+            retry: The client's reconnection delay, in seconds.
+            comment: Send ``data`` as a comment (``: text`` lines) instead of an event.
+
+        Raises:
+            ValueError: If ``event`` or ``event_id`` holds a line break or NUL, or
+                ``retry`` is not a non-negative number.
+        """
         chunk = self.format(data, event=event, event_id=event_id, retry=retry,
                             comment=comment)
         while len(self.queue) >= self.max_pending:
-            self._producer = asyncio.get_running_loop().create_future()
+            self.producer = asyncio.get_running_loop().create_future()
             try:
-                await self._producer
+                await self.producer
             finally:
-                self._producer = None
+                self.producer = None
         self.queue.append(chunk)
-        _wake(self._consumer, True)
+        _wake(self.consumer, True)
 
 
-def _wake(waiter: Optional[asyncio.Future], value: Any = None) -> None:
+def _wake(waiter: Optional[asyncio.Future[Any]], value: Any = None) -> None:
     if waiter is not None and not waiter.done():
         waiter.set_result(value)
 
@@ -125,7 +175,7 @@ class _EventStream:
     def __init__(self, sse: SSE, run: Callable[[], Awaitable[Any]]) -> None:
         self.sse = sse
         self.run = run
-        self.task: Optional[asyncio.Task] = None
+        self.task: Optional[asyncio.Future[None]] = None
         self.closed = False
         self.error: Optional[BaseException] = None
 
@@ -140,7 +190,7 @@ class _EventStream:
         except Exception as exc:
             self.error = exc
         finally:
-            _wake(self.sse._consumer, True)
+            _wake(self.sse.consumer, True)
 
     async def __anext__(self) -> bytes:
         sse = self.sse
@@ -152,20 +202,20 @@ class _EventStream:
         while True:
             if sse.queue:
                 chunk = sse.queue.popleft()
-                _wake(sse._producer)
+                _wake(sse.producer)
                 return chunk
             if self.task.done():
                 error, self.error = self.error, None
                 if error is not None:
                     raise error
                 raise StopAsyncIteration
-            waiter = sse._consumer = loop.create_future()
+            waiter = sse.consumer = loop.create_future()
             interval = sse.keepalive_interval
             handle = loop.call_later(interval, _wake, waiter, False) if interval else None
             try:
                 woken = await waiter
             finally:
-                sse._consumer = None
+                sse.consumer = None
                 if handle is not None:
                     handle.cancel()
             if not woken and not sse.queue:
@@ -194,9 +244,8 @@ class _EventStream:
             logger.error('Unhandled exception in SSE event function', exc_info=error)
 
 
-def _stream_response(request: Any, event_function: EventFunction, args: Any,
-                     kwargs: Any, keepalive: Any = _DEFAULT
-                     ) -> Tuple[Any, int, Dict[str, str]]:
+def _stream_response(request: Request, event_function: EventFunction, args: Any,
+                     kwargs: Any, keepalive: Optional[float] = _DEFAULT) -> SSEResponse:
     sse = SSE(keepalive)
 
     async def run() -> None:
@@ -207,31 +256,63 @@ def _stream_response(request: Any, event_function: EventFunction, args: Any,
         'X-Accel-Buffering': 'no'}
 
 
-def sse_response(request: Any, event_function: EventFunction, *args: Any,
-                 **kwargs: Any) -> Tuple[Any, int, Dict[str, str]]:
-    """The answer for an SSE route, as Microdot's: a ``(body, 200, headers)`` tuple that
-    a handler returns, whose body streams the events of
+def sse_response(request: Request, event_function: EventFunction, *args: Any,
+                 **kwargs: Any) -> SSEResponse:
+    """Make the answer of an SSE route, as Microdot's ``sse_response`` does.
+
+    The handler returns it; its body streams the events of
     ``await event_function(request, sse, *args, **kwargs)``.
 
-    :param request: the request being answered.
-    :param event_function: ``async def f(request, sse, *args, **kwargs)``; it sends
-        events with ``await sse.send(...)`` and the stream ends when it returns.
+    Args:
+        request: The request being answered.
+        event_function: ``async def f(request, sse, *args, **kwargs)``; it sends
+            events with ``await sse.send(...)`` and the stream ends when it returns.
+        *args: More positional arguments for ``event_function``.
+        **kwargs: More keyword arguments for ``event_function``.
+
+    Returns:
+        ``(body, 200, headers)``: the event stream and its headers.
     """
     return _stream_response(request, event_function, args, kwargs)
 
 
-def with_sse(f: Optional[EventFunction] = None, *, keepalive: Any = _DEFAULT) -> Any:
-    """Decorator making a route an SSE endpoint; the handler gets ``(request, sse)``.
+class _SSEDecorator(Protocol):
+    """What ``with_sse(...)`` returns when given options."""
 
-    Use bare (``@with_sse``) or with ``@with_sse(keepalive=seconds)`` (``None``: no
-    keep-alive comments) to override ``SSE.keepalive_interval`` for the route.
+    def __call__(self, f: SSEHandler[_P], /) -> SSERoute[_P]: ...
+
+
+@overload
+def with_sse(f: SSEHandler[_P], /) -> SSERoute[_P]: ...
+
+
+@overload
+def with_sse(f: None = None, /, *, keepalive: Optional[float] = _DEFAULT) -> _SSEDecorator: ...
+
+
+def with_sse(f: Optional[SSEHandler[...]] = None, *, keepalive: Optional[float] = _DEFAULT
+             ) -> Union[SSERoute[...], _SSEDecorator]:
+    """Make a route an SSE endpoint; the handler gets ``(request, sse)``.
+
+    Use bare (``@with_sse``) or as ``@with_sse(keepalive=seconds)`` to override
+    ``SSE.keepalive_interval`` for the route (``None``: no keep-alive comments),
+    below the route decorator.
+
+    Args:
+        f: The handler: ``async def f(request, sse, *args, **kwargs)`` (given when
+            used bare).
+        keepalive: Seconds of silence before a keep-alive comment.
+
+    Returns:
+        The route handler (used bare), or the decorator that makes it.
     """
-    def decorator(handler: EventFunction) -> Callable[..., Any]:
+    def decorator(handler: SSEHandler[_P]) -> SSERoute[_P]:
         @wraps(handler)
-        async def sse_handler(request: Any, *args: Any, **kwargs: Any
-                              ) -> Tuple[Any, int, Dict[str, str]]:
+        async def sse_handler(request: Request, *args: _P.args, **kwargs: _P.kwargs
+                              ) -> SSEResponse:
             return _stream_response(request, handler, args, kwargs, keepalive)
-        return sse_handler
+        # (mypy does not match functools.wraps' result with a Concatenate callable)
+        return cast('SSERoute[_P]', sse_handler)
 
     if f is not None:
         return decorator(f)
