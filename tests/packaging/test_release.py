@@ -200,3 +200,19 @@ def test_the_tree_follows_the_range_policy():
     proc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'release.py'), 'ranges'],
                           cwd=str(ROOT), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_first_release_keeps_the_written_version(repo):
+    proc = release(repo, 'prepare', 'microdot-core', 'release', '--no-build', '--date', DATE)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1] == 'Tag to create: microdot-core-v0.1.0'
+    assert version(repo, 'microdot-core') == '0.1.0'
+    text = (repo / 'packages/microdot-core/CHANGELOG.md').read_text()
+    assert '## [Unreleased]\n\n## [0.1.0] - %s\n' % DATE in text
+
+
+def test_an_unknown_package_is_named_with_the_known_ones(repo):
+    proc = release(repo, 'prepare', 'microdot-foo', 'minor')
+    assert proc.returncode == 1
+    assert "no package 'microdot-foo' under packages/" in proc.stderr
+    assert 'microdot-core, microdot-asgi' in proc.stderr
