@@ -130,9 +130,12 @@ _utf8_decoder = codecs.getincrementaldecoder('utf-8')
 class HandshakeError(Exception):
     """An opening handshake was refused; carries the HTTP error to answer with.
 
-    ``status_code`` is 400 or 426 (426 comes with ``Sec-WebSocket-Version``
-    in ``headers``). For :func:`check_handshake_response` it is the status the
-    server answered with.
+    Args:
+        status_code: 400 or 426 (426 comes with ``Sec-WebSocket-Version`` in
+            ``headers``); for :func:`check_handshake_response`, the status the
+            server answered with.
+        reason: What was wrong.
+        headers: Headers for the error answer.
     """
 
     def __init__(self, status_code: int, reason: str,
@@ -144,7 +147,12 @@ class HandshakeError(Exception):
 
 
 class ProtocolError(Exception):
-    """The peer violated RFC 6455; ``code`` is the close code to send back."""
+    """The peer violated RFC 6455; ``code`` is the close code to send back.
+
+    Args:
+        code: The close code (1002, 1007, 1009...).
+        reason: What was wrong.
+    """
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(f'{code} {reason}')
@@ -159,9 +167,15 @@ class ConnectionClosed(RuntimeError):
 # -- handshake ----------------------------------------------------------------
 
 def accept_key(key: str) -> str:
-    """Return the Sec-WebSocket-Accept value for a Sec-WebSocket-Key.
+    """Compute the ``Sec-WebSocket-Accept`` value for a ``Sec-WebSocket-Key``.
 
     That is base64(SHA-1(key + GUID)), as in RFC 6455 section 4.2.2.
+
+    Args:
+        key: The client's ``Sec-WebSocket-Key``.
+
+    Returns:
+        The accept value.
     """
     digest = hashlib.sha1((key + WS_GUID).encode('ascii', 'replace'),
                           usedforsecurity=False).digest()
@@ -191,13 +205,21 @@ def check_handshake(method: str, http_version: str,
                     ) -> tuple[str, str | None]:
     """Validate a client's opening handshake (RFC 6455 section 4.2.1).
 
-    ``get_header`` looks headers up case-insensitively; repeated headers must
-    be joined with ', '. ``http_version`` may be 'HTTP/1.1' or '1.1'. Returns
-    ``(accept, subprotocol)``: the Sec-WebSocket-Accept value and the first
-    subprotocol *in the client's order of preference* that is also listed in
-    ``subprotocols`` (None if there is none). Raises :class:`HandshakeError`:
-    426 (with a ``Sec-WebSocket-Version: 13`` header) when the version header
-    is missing or not 13, 400 for anything else.
+    Args:
+        method: The request method (only ``GET`` is valid).
+        http_version: ``'HTTP/1.1'`` or ``'1.1'`` (1.1 and later are valid).
+        get_header: Looks headers up case-insensitively; repeated headers must be
+            joined with ``', '``.
+        subprotocols: The subprotocols the server supports.
+
+    Returns:
+        ``(accept, subprotocol)``: the ``Sec-WebSocket-Accept`` value and the first
+        subprotocol *in the client's order of preference* that is also in
+        ``subprotocols`` (``None`` if there is none).
+
+    Raises:
+        HandshakeError: 426 (with a ``Sec-WebSocket-Version: 13`` header) when the
+            version header is missing or not 13, 400 for anything else.
     """
     if method != 'GET':
         raise HandshakeError(400, 'WebSocket handshake requires GET')
@@ -233,7 +255,15 @@ def check_handshake(method: str, http_version: str,
 
 def handshake_response_headers(accept: str, subprotocol: str | None = None
                                ) -> list[tuple[str, str]]:
-    """Return the headers of the server's '101 Switching Protocols' answer."""
+    """Make the headers of the server's ``101 Switching Protocols`` answer.
+
+    Args:
+        accept: The ``Sec-WebSocket-Accept`` value.
+        subprotocol: The subprotocol selected, or ``None``.
+
+    Returns:
+        The ``(name, value)`` pairs.
+    """
     headers = [('Upgrade', 'websocket'), ('Connection', 'Upgrade'),
                ('Sec-WebSocket-Accept', accept)]
     if subprotocol is not None:
@@ -244,9 +274,14 @@ def handshake_response_headers(accept: str, subprotocol: str | None = None
 def client_handshake_headers(key: str | None = None,
                              subprotocols: Sequence[str] = ()
                              ) -> tuple[list[tuple[str, str]], str]:
-    """Return ``(headers, key)`` for a client opening handshake.
+    """Make the headers of a client's opening handshake (``Host`` is left to the caller).
 
-    A random key is generated when ``key`` is None; Host is left to the caller.
+    Args:
+        key: The ``Sec-WebSocket-Key`` (``None``: a random one).
+        subprotocols: The subprotocols to offer, in order of preference.
+
+    Returns:
+        ``(headers, key)``.
     """
     if key is None:
         key = base64.b64encode(os.urandom(16)).decode('ascii')
@@ -263,8 +298,18 @@ def check_handshake_response(status_code: int,
                              ) -> str | None:
     """Validate a server's handshake answer on the client side (section 4.1).
 
-    Returns the subprotocol the server selected (None if none); raises
-    :class:`HandshakeError` carrying the received status when it is invalid.
+    Args:
+        status_code: The status the server answered with.
+        get_header: Looks the answer's headers up case-insensitively.
+        key: The ``Sec-WebSocket-Key`` the client sent.
+        subprotocols: The subprotocols the client offered.
+
+    Returns:
+        The subprotocol the server selected, or ``None``.
+
+    Raises:
+        HandshakeError: Carrying the received status, when the answer is not a valid
+            ``101`` (or selects a subprotocol that was not offered).
     """
     if status_code != 101:
         raise HandshakeError(status_code, 'server did not switch protocols')
@@ -290,16 +335,33 @@ def check_handshake_response(status_code: int,
 # -- framing helpers ----------------------------------------------------------
 
 def is_valid_close_code(code: int) -> bool:
-    """Tell whether ``code`` may appear in a Close frame on the wire."""
+    """Tell whether a close code may appear in a Close frame on the wire.
+
+    Args:
+        code: The close code.
+
+    Returns:
+        ``True`` for 1000-1003, 1007-1014 and 3000-4999.
+    """
     return (1000 <= code <= 1003 or 1007 <= code <= 1014
             or 3000 <= code <= 4999)
 
 
-def mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
-    """XOR ``data`` with the 4-byte ``key`` repeated (masking is symmetric).
+def mask(data: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:
+    """XOR data with a 4-byte key repeated (masking is symmetric).
 
-    Works on whole machine integers (int.from_bytes) in 16 KiB blocks, so a
+    Works on whole machine integers (``int.from_bytes``) in 16 KiB blocks, so a
     1 MiB payload takes a few milliseconds instead of a per-byte loop.
+
+    Args:
+        data: The payload.
+        key: The masking key.
+
+    Returns:
+        The masked (or unmasked) payload.
+
+    Raises:
+        ValueError: If ``key`` is not 4 bytes long.
     """
     if len(key) != 4:
         raise ValueError('the masking key must be 4 bytes long')
@@ -314,7 +376,7 @@ def mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
     step = _MASK_CHUNK
     block_key = from_bytes(key * (step >> 2), 'little')
     view = memoryview(data)
-    parts = []
+    parts: list[bytes] = []
     append = parts.append
     end = n - n % step
     for i in range(0, end, step):
@@ -329,31 +391,47 @@ def mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
 
 @dataclass(slots=True)
 class Message:
-    """A complete data message: ``data`` is str for text, bytes for binary."""
+    """A complete data message: ``data`` is ``str`` for text, ``bytes`` for binary.
+
+    Attributes:
+        data: The message.
+    """
 
     data: str | bytes
 
 
 @dataclass(slots=True)
 class Ping:
-    """A ping from the peer; answer it with ``conn.pong(event.data)``."""
+    """A ping from the peer; answer it with ``conn.pong(event.data)``.
+
+    Attributes:
+        data: The ping's payload.
+    """
 
     data: bytes = b''
 
 
 @dataclass(slots=True)
 class Pong:
-    """A pong from the peer (an answer to our ping or an unsolicited one)."""
+    """A pong from the peer (an answer to our ping or an unsolicited one).
+
+    Attributes:
+        data: The pong's payload.
+    """
 
     data: bytes = b''
 
 
 @dataclass(slots=True)
 class Close:
-    """The peer closed: ``code`` is None for an empty Close frame (1005).
+    """The peer closed: ``code`` is ``None`` for an empty Close frame (1005).
 
     Also yielded once with ``code == CLOSE_ABNORMAL`` (1006) on EOF without a
     Close frame. Answer a real Close with ``conn.answer_close()``.
+
+    Attributes:
+        code: The close code, or ``None``.
+        reason: The close reason.
     """
 
     code: int | None = None
@@ -373,7 +451,13 @@ class WebSocketConnection:
     """The framing state of one WebSocket connection, after the handshake.
 
     Bytes in with :meth:`receive_data`, events out with :meth:`events`; the
-    sending methods return bytes to write. ``is_client`` selects masking.
+    sending methods return bytes to write.
+
+    Args:
+        is_client: Mask the frames sent (a client) and expect unmasked ones.
+        max_message_size: The largest message accepted, in bytes (``None``: no
+            limit); a larger one is a protocol error (1009).
+        max_frame_size: The largest frame accepted, in bytes (``None``: no limit).
     """
 
     def __init__(self, *, is_client: bool = False,
@@ -382,19 +466,19 @@ class WebSocketConnection:
         self.is_client = is_client
         self.max_message_size = max_message_size
         self.max_frame_size = max_frame_size
-        self._buf = bytearray()
-        self._pos = 0                   # start of unconsumed data in _buf
+        self._buf: bytearray = bytearray()
+        self._pos: int = 0              # start of unconsumed data in _buf
         # frame whose header has been parsed and whose payload is pending
-        self._in_frame = False
-        self._f_opcode = 0
-        self._f_fin = False
-        self._f_left = 0                # payload bytes not yet consumed
-        self._f_done = 0                # payload bytes consumed (mask phase)
+        self._in_frame: bool = False
+        self._f_opcode: int = 0
+        self._f_fin: bool = False
+        self._f_left: int = 0           # payload bytes not yet consumed
+        self._f_done: int = 0           # payload bytes consumed (mask phase)
         self._f_mask: bytes | None = None
         # data message being received (opcode 0 = none)
-        self._m_opcode = 0
-        self._m_size = 0                # declared bytes of the message so far
-        self._m_parts: list = []
+        self._m_opcode: int = 0
+        self._m_size: int = 0           # declared bytes of the message so far
+        self._m_parts: list[Any] = []    # str (text) or bytes chunks
         self._m_decoder: codecs.IncrementalDecoder | None = None
         # sending side
         self._sending_fragmented = False
@@ -437,6 +521,9 @@ class WebSocketConnection:
 
         Input after EOF, after a received Close or after a protocol error is
         discarded.
+
+        Args:
+            data: The bytes read.
         """
         if not data:
             self._eof = True
@@ -452,8 +539,14 @@ class WebSocketConnection:
     def events(self) -> Iterator[Event]:
         """Yield the events decodable from the data received so far.
 
-        Raises :class:`ProtocolError` (again on every later call) when the
-        peer breaks the protocol; answer with ``close(err.code, err.reason)``.
+        After a protocol error, answer with ``close(err.code, err.reason)``.
+
+        Yields:
+            :class:`Message`, :class:`Ping`, :class:`Pong` and :class:`Close` events.
+
+        Raises:
+            ProtocolError: When the peer breaks the protocol (again on every later
+                call).
         """
         while True:
             event = self._next_event()
@@ -467,12 +560,12 @@ class WebSocketConnection:
         try:
             while self._close_received is None:
                 if not self._in_frame:
-                    header = self._read_header()
+                    header: Event | None = self._read_header()
                     if header is None:
                         break
                     if header is not _FRAME:
                         return header
-                event = self._read_payload()
+                event: Event | None = self._read_payload()
                 if event is _NEED_DATA:
                     break
                 if event is not None:
@@ -578,7 +671,7 @@ class WebSocketConnection:
             # fast path: a complete single-frame message is buffered
             start = pos + size
             end = start + length
-            payload = buf[start:end]
+            payload: bytes | bytearray = buf[start:end]
             self._pos = end
             if masked and length:
                 key = buf[start - 4:start]
@@ -750,12 +843,23 @@ class WebSocketConnection:
 
     def send(self, data: str | bytes, opcode: int | None = None,
              fin: bool = True) -> bytes:
-        """Return one frame carrying ``data``; str is sent as text, bytes as
-        binary unless ``opcode`` says otherwise.
+        """Make one frame carrying a message.
 
+        ``str`` is sent as text, bytes as binary, unless ``opcode`` says otherwise.
         Fragment with ``fin=False`` and continue with ``opcode=OP_CONT``.
-        Raises :class:`ConnectionClosed` after :meth:`close`, ValueError on
-        misuse (bad opcode/sequence, oversized control frame).
+
+        Args:
+            data: The message or fragment.
+            opcode: ``OP_TEXT``, ``OP_BINARY``, ``OP_CONT``, ``OP_PING`` or ``OP_PONG``.
+            fin: Whether this frame ends the message.
+
+        Returns:
+            The frame to write.
+
+        Raises:
+            ConnectionClosed: After :meth:`close` or EOF.
+            ValueError: On misuse (bad opcode or fragment sequence, oversized control
+                frame).
         """
         if self._close_sent or self._eof:
             raise ConnectionClosed('the WebSocket connection is closed')
@@ -795,19 +899,49 @@ class WebSocketConnection:
         return self._frame(opcode, payload, True)
 
     def ping(self, data: bytes = b'') -> bytes:
-        """Return a Ping frame (allowed while closing, not once closed)."""
+        """Make a Ping frame (allowed while closing, not once closed).
+
+        Args:
+            data: The payload (at most 125 bytes).
+
+        Returns:
+            The frame to write.
+
+        Raises:
+            ConnectionClosed: Once the connection is closed.
+            ValueError: If the payload is longer than 125 bytes.
+        """
         return self._control(OP_PING, data)
 
     def pong(self, data: bytes = b'') -> bytes:
-        """Return a Pong frame, e.g. ``conn.pong(ping.data)``."""
+        """Make a Pong frame, e.g. ``conn.pong(ping.data)``.
+
+        Args:
+            data: The payload (at most 125 bytes).
+
+        Returns:
+            The frame to write.
+
+        Raises:
+            ConnectionClosed: Once the connection is closed.
+            ValueError: If the payload is longer than 125 bytes.
+        """
         return self._control(OP_PONG, data)
 
     def close(self, code: int | None = CLOSE_NORMAL,
               reason: str = '') -> bytes:
-        """Return a Close frame and enter the 'closing' state.
+        """Make a Close frame and enter the 'closing' state.
 
-        ``code=None`` sends an empty body. Reasons are cut to 123 UTF-8 bytes.
-        Returns b'' if a Close was already sent or the transport hit EOF.
+        Args:
+            code: The close code; ``None`` sends an empty body.
+            reason: The close reason (cut to 123 UTF-8 bytes).
+
+        Returns:
+            The frame to write; ``b''`` if a Close was already sent or the transport
+            hit EOF.
+
+        Raises:
+            ValueError: For a code that cannot be sent, or a reason without a code.
         """
         if self._close_sent or self._eof:
             return b''
@@ -827,9 +961,11 @@ class WebSocketConnection:
         return self._frame(OP_CLOSE, payload, True)
 
     def answer_close(self) -> bytes:
-        """Return the Close frame answering the peer's Close, echoing its code.
+        """Make the Close frame answering the peer's Close, echoing its code.
 
-        Returns b'' when no Close was received or one was already sent.
+        Returns:
+            The frame to write; ``b''`` when no Close was received or one was already
+            sent.
         """
         event = self._close_received
         if event is None or self._close_sent:
