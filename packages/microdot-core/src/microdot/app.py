@@ -371,7 +371,8 @@ class Microdot:
         if router.linear:
             matches: Any = router.scan(req.path)
         else:
-            matches = router.match(req.path)
+            # a static path's matches with one dict lookup, else the router's walk
+            matches = router.exact.get(req.path) or router.match(req.path)
             if not matches:
                 return 404, None
         route = None
@@ -457,7 +458,7 @@ class Microdot:
                     res = f(req, **req.url_args)
                 else:
                     res = await asyncio.to_thread(f, req, **req.url_args)
-            res = make_response(res)
+            res = Response(res) if type(res) is str else make_response(res)
             for handler in route.after_request:
                 res = await _invoke(req, handler, req, res) or res
             if req._after:

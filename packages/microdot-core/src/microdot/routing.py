@@ -269,6 +269,8 @@ class Router:
         self._root = _Node()
         #: static path -> its static routes, for paths no dynamic route matches
         self._exact: Dict[str, List[Match]] = {}
+        #: The same, for dispatch to look a static path up without a call.
+        self.exact = self._exact
         #: static path -> its static routes, for paths some dynamic route matches
         #: too (looked up by walking the tree, so argument dicts are never shared)
         self._overlap: Dict[str, List[Match]] = {}
