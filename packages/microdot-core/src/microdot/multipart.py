@@ -20,19 +20,31 @@ import logging
 import os
 import tempfile
 import weakref
-from typing import Any, Awaitable, BinaryIO, Callable, Dict, Iterator, List, Optional, \
-    Tuple, Union
+from typing import (TYPE_CHECKING, Any, Awaitable, BinaryIO, Callable, Concatenate, Coroutine,
+                    Dict, Iterator, List, Optional, ParamSpec, Tuple, TypeVar, Union, overload)
 
 from .app import invoke_handler
 from .exceptions import HTTPException
 from .helpers import wraps
 from .multipart_parser import FINISHED, NEED_DATA, PART_END, MultipartError, \
     MultipartParser, PartData, PartHeaders, parse_options_header, valid_boundary
+from .requests import Request
 from .streams import AsyncBytesIO
 from .structures import MultiDict, NoCaseDict
 
+if TYPE_CHECKING:
+    # the value type defaults to Any, as MultiDict's
+    from typing_extensions import TypeVar as TypeVarWithDefault
+    _V = TypeVarWithDefault('_V', default=Any)
+else:
+    _V = TypeVar('_V')
+
 logger = logging.getLogger('microdot.multipart')
 
+_P = ParamSpec('_P')
+_R = TypeVar('_R')
+
+#: Reads up to ``n`` bytes of an upload (``-1`` or ``None``: the rest); ``b''`` at its end.
 Reader = Callable[[int], Awaitable[bytes]]
 PathOrFile = Union[str, 'os.PathLike[str]', BinaryIO]
 
@@ -64,17 +76,28 @@ def _remove_file(f: Any, path: str) -> None:
 
 
 class FileUpload:
-    """An uploaded file: stream it with :meth:`read`/:meth:`save`, or keep it with
-    :meth:`copy` (in memory up to :attr:`max_memory_size`, else a temporary file)."""
+    """An uploaded file, to stream (:meth:`read`, :meth:`save`) or keep (:meth:`copy`).
+
+    A copy stays in memory up to :attr:`max_memory_size` bytes, else goes to a
+    temporary file.
+
+    Args:
+        filename: The file name the client gave.
+        content_type: The part's ``Content-Type``.
+        read: Reads the part's bytes.
+        headers: The part's headers.
+        name: The form field name.
+    """
 
     #: Largest upload :meth:`copy` keeps in memory; larger ones go to a temporary file.
     max_memory_size = 1024
 
     def __init__(self, filename: str, content_type: Optional[str], read: Reader,
-                 headers: Optional[NoCaseDict] = None, name: Optional[str] = None) -> None:
+                 headers: Optional[NoCaseDict[str]] = None, name: Optional[str] = None
+                 ) -> None:
         self.filename = filename
         self.content_type = content_type
-        self.headers = headers if headers is not None else NoCaseDict()
+        self.headers: NoCaseDict[str] = headers if headers is not None else NoCaseDict()
         self.name = name
         #: Size in bytes, known once the file was copied.
         self.size: Optional[int] = None
@@ -82,19 +105,33 @@ class FileUpload:
         self._copied = False
         self._file: Optional[BinaryIO] = None
         self._path: Optional[str] = None
-        self._finalizer: Optional[weakref.finalize] = None
+        self._finalizer: Optional[weakref.finalize[[BinaryIO, str], FileUpload]] = None
 
     @property
     def temp_path(self) -> Optional[str]:
         """Path of the temporary file holding a copied upload (``None`` if in memory)."""
         return self._path
 
-    async def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes of the file (all the rest for ``n=-1``); ``b''`` at the end."""
-        return await self._read(n)
+    async def read(self, n: Optional[int] = -1) -> bytes:
+        """Read the next bytes of the file.
+
+        Args:
+            n: How many bytes at most; ``-1`` or ``None`` for all the rest.
+
+        Returns:
+            The bytes; ``b''`` at the end.
+
+        Raises:
+            RuntimeError: If the upload was skipped by moving on to the next part.
+        """
+        return await self._read(-1 if n is None else n)
 
     async def save(self, path_or_file: PathOrFile) -> None:
-        """Write the (rest of the) file to a path or a binary file object, in chunks."""
+        """Write the (rest of the) file to a path or a binary file object, in chunks.
+
+        Args:
+            path_or_file: A path, or a file object open for binary writing.
+        """
         if isinstance(path_or_file, (str, bytes, os.PathLike)):
             with open(path_or_file, 'wb') as f:
                 await self._copy_to(f)
@@ -112,7 +149,15 @@ class FileUpload:
             total += len(data)
 
     async def copy(self, max_memory_size: Optional[int] = None) -> 'FileUpload':
-        """Read the whole upload now, so that parsing can go on; returns ``self``."""
+        """Read the whole upload now, so that parsing can go on to the next parts.
+
+        Args:
+            max_memory_size: The largest copy kept in memory (default:
+                :attr:`max_memory_size`); a larger one goes to a temporary file.
+
+        Returns:
+            ``self``, now readable from the copy.
+        """
         if self._copied:
             return self
         limit = max_memory_size or self.max_memory_size
@@ -139,7 +184,7 @@ class FileUpload:
             await self.close()
             raise
 
-        async def read_file(n: int = -1) -> bytes:
+        async def read_file(n: Optional[int] = -1) -> bytes:
             return f.read(n if n is not None and n >= 0 else -1)
 
         self._set_reader(read_file, size)
@@ -151,8 +196,10 @@ class FileUpload:
         self.size = size
 
     async def close(self) -> None:
-        """Release the copy (and remove its temporary file); called for you by
-        :func:`with_form_data` when the request ends."""
+        """Release the copy and remove its temporary file.
+
+        :func:`with_form_data` calls it when the request ends.
+        """
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
@@ -164,12 +211,15 @@ class FileUpload:
 
 
 class FormDataIter:
-    """Async iterator of ``(name, value)`` for the parts of a ``multipart/form-data``
-    body, in order: ``str`` for fields, :class:`FileUpload` for files.
+    """Async iterator of ``(name, value)`` for the parts of a ``multipart/form-data`` body.
 
-    A file must be read (or :meth:`FileUpload.copy`-ed) before the next iteration,
-    which skips what is left of it. Nothing is produced for other content types.
-    Malformed bodies raise ``HTTPException(400)``; broken limits ``HTTPException(413)``.
+    In order: ``str`` for fields, :class:`FileUpload` for files. A file must be read
+    (or :meth:`FileUpload.copy`-ed) before the next iteration, which skips what is
+    left of it. Nothing is produced for other content types. Malformed bodies raise
+    ``HTTPException(400)``; broken limits ``HTTPException(413)``.
+
+    Args:
+        request: The request whose body is read, from ``request.stream``.
     """
 
     #: Bytes asked from the request stream per read.
@@ -185,7 +235,7 @@ class FormDataIter:
     #: Largest total of all (non-file) field values, in bytes.
     max_form_memory_size = 4 * 1024 * 1024
 
-    def __init__(self, request: Any) -> None:
+    def __init__(self, request: Request) -> None:
         self.request = request
         self._parser: Optional[MultipartParser] = None
         self._invalid = False
@@ -219,8 +269,9 @@ class FormDataIter:
             skipped = False
             while await self._read_part(self.buffer_size):
                 skipped = True
-            if not current._copied:
-                current._read = _skipped if skipped else _at_end
+            # (the iterator owns the uploads it makes)
+            if not current._copied:  # pyright: ignore[reportPrivateUsage]
+                current._read = _skipped if skipped else _at_end  # pyright: ignore[reportPrivateUsage]
         event = await self._next_event()
         if event is FINISHED:
             self._parser = None
@@ -292,7 +343,7 @@ class FormDataIter:
                     raise HTTPException(413, 'Payload too large')
             parser.feed(chunk)
 
-    async def _read_part(self, n: int = -1) -> bytes:
+    async def _read_part(self, n: Optional[int] = -1) -> bytes:
         """Up to ``n`` bytes of the current part (all of it for ``n < 0``)."""
         if n is None or n < 0:
             chunks: List[bytes] = []
@@ -332,55 +383,104 @@ async def _skipped(n: int = -1) -> bytes:
                        'read or copy() it before the next iteration')
 
 
-class FormData(MultiDict):
-    """The fields or files of a multipart body (``request.form``/``request.files``
-    after :func:`with_form_data`).
+class FormData(MultiDict[_V]):
+    """The fields or files of a multipart body, as :func:`with_form_data` sets them.
 
-    Microdot gives plain dicts here, in which a repeated name keeps its last value;
-    so do item access, ``get()``, ``items()``, ``values()``, iteration, ``dict()`` and
-    JSON output (``for name, upload in request.files.items()`` works unchanged).
-    Unlike Microdot, the earlier values are not lost: :meth:`getlist` has them all.
+    ``request.form`` and ``request.files``. Microdot gives plain dicts here, in which
+    a repeated name keeps its last value; so do item access, ``get()``, ``items()``,
+    ``values()``, iteration, ``dict()`` and JSON output (``for name, upload in
+    request.files.items()`` works unchanged). Unlike Microdot, the earlier values are
+    not lost: :meth:`getlist` has them all.
+
+    Args:
+        initial: Values to start with, as for :class:`~microdot.MultiDict`.
     """
 
-    def __getitem__(self, key: str) -> Any:
-        return dict.__getitem__(self, key)[-1]
+    def __getitem__(self, key: str) -> _V:
+        """The last value of ``key``; ``KeyError`` if it has none."""
+        last: _V = super(MultiDict, self).__getitem__(key)[-1]
+        return last
 
     def __iter__(self) -> Iterator[str]:
+        """The names, in the order they first came."""
         # (overridden so that dict(form) goes through keys() and __getitem__)
-        return dict.__iter__(self)
+        return super(MultiDict, self).__iter__()
 
-    def items(self) -> List[Tuple[str, Any]]:  # type: ignore[override]
-        return [(key, values[-1]) for key, values in dict.items(self)]
+    def items(self) -> List[Tuple[str, _V]]:  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Return each name with its last value.
 
-    def values(self) -> List[Any]:  # type: ignore[override]
-        return [values[-1] for values in dict.values(self)]
+        Returns:
+            ``(name, value)`` pairs, in the order the names first came.
+        """
+        return [(key, values[-1]) for key, values in super(MultiDict, self).items()]
+
+    def values(self) -> List[_V]:  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Return the last value of each name.
+
+        Returns:
+            The values, in the order the names first came.
+        """
+        return [values[-1] for values in super(MultiDict, self).values()]
 
     def to_dict(self, flat: bool = True) -> Dict[str, Any]:
-        """A plain dict: the value per name as above, or every value (``flat=False``)."""
+        """Return a plain ``dict`` of the contents.
+
+        Args:
+            flat: ``True`` for the last value of each name, ``False`` for the list of all
+                its values.
+
+        Returns:
+            A new ``dict``.
+        """
         return dict(self.items()) if flat else dict(self.lists())
 
-    def copy(self) -> 'FormData':
-        new = FormData()
+    def copy(self) -> FormData[_V]:
+        """Return a copy with its own value lists.
+
+        Returns:
+            A new ``FormData`` with the same values.
+        """
+        new: FormData[_V] = FormData()
         for key, values in self.lists():
-            dict.__setitem__(new, key, values)
+            super(MultiDict, new).__setitem__(key, values)
         return new
 
 
-def with_form_data(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator: parse a ``multipart/form-data`` body into ``request.form`` and
-    ``request.files`` (:class:`FormData` dicts) before calling ``f``.
+@overload
+def with_form_data(f: Callable[Concatenate[Request, _P], Awaitable[_R]]
+                   ) -> Callable[Concatenate[Request, _P], Coroutine[Any, Any, _R]]: ...
 
-    As in Microdot, a request that is not multipart, or has no parts, is left as it
-    is: ``request.files`` stays ``None`` (and ``request.form`` is the urlencoded
-    form, or ``None``). Files are copied (:meth:`FileUpload.copy`) and closed,
-    temporary files removed, when ``f`` returns or fails.
+
+@overload
+def with_form_data(f: Callable[Concatenate[Request, _P], _R]
+                   ) -> Callable[Concatenate[Request, _P], Coroutine[Any, Any, _R]]: ...
+
+
+def with_form_data(f: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """Parse a ``multipart/form-data`` body into ``request.form`` and ``request.files``.
+
+    A decorator, placed below the route decorator: both become :class:`FormData`
+    dicts before ``f`` is called. As in Microdot, a request that is not multipart, or
+    has no parts, is left as it is: ``request.files`` stays ``None`` (and
+    ``request.form`` is the urlencoded form, or ``None``). Files are copied
+    (:meth:`FileUpload.copy`) and closed, temporary files removed, when ``f``
+    returns or fails.
+
+    Args:
+        f: The route handler, ``def`` or ``async def``.
+
+    Returns:
+        An ``async`` handler with ``f``'s parameters and return value.
+
+    Raises:
+        HTTPException: When called: 400 for a malformed body, 413 for a limit.
     """
     @wraps(f)
-    async def wrapper(request: Any, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> Any:
         if _boundary_of(request.content_type) is None:
             return await invoke_handler(f, request, *args, **kwargs)
-        form = FormData()
-        files = FormData()
+        form: FormData[str] = FormData()
+        files: FormData[FileUpload] = FormData()
         uploads: List[FileUpload] = []
         try:
             async for name, value in FormDataIter(request):

@@ -53,13 +53,30 @@ _MAX_PADDING = 64
 
 
 def valid_boundary(boundary: str) -> bool:
-    """True if ``boundary`` can delimit parts (1-200 printable ASCII characters)."""
+    """Tell whether a boundary can delimit parts.
+
+    Args:
+        boundary: The ``boundary`` parameter of the content type.
+
+    Returns:
+        ``True`` for 1 to 200 printable ASCII characters not ending with a space.
+    """
     return 0 < len(boundary) <= 200 and all(0x20 <= ord(c) <= 0x7e for c in boundary) \
         and not boundary.endswith(' ')
 
 
 class MultipartParser:
-    """Parses one multipart body; see the module docstring for the event protocol."""
+    """Parses one multipart body; see the module docstring for the event protocol.
+
+    Args:
+        boundary: The boundary of the body's content type.
+        max_header_size: The largest header block of one part, in bytes.
+        max_headers: The most header fields in one part.
+        max_parts: The most parts in the body.
+
+    Raises:
+        MultipartError: If ``boundary`` is not valid.
+    """
 
     def __init__(self, boundary: Union[str, bytes], max_header_size: int = 8192,
                  max_headers: int = 32, max_parts: int = 1000) -> None:
@@ -78,7 +95,11 @@ class MultipartParser:
         self._eof = False
 
     def feed(self, data: bytes) -> None:
-        """Add body bytes; ``b''`` marks the end of the body."""
+        """Add body bytes; ``b''`` marks the end of the body.
+
+        Args:
+            data: The bytes received.
+        """
         if not data:
             self._eof = True
         elif self._state != _DONE:
@@ -86,10 +107,20 @@ class MultipartParser:
 
     @property
     def finished(self) -> bool:
+        """Whether the close delimiter was seen."""
         return self._state == _DONE
 
     def next_event(self) -> Event:
-        """The next event, or :data:`NEED_DATA`; raises :class:`MultipartError`."""
+        """Parse the next event from the bytes fed so far.
+
+        Returns:
+            :class:`PartHeaders`, :class:`PartData`, :data:`PART_END`, :data:`FINISHED`,
+            or :data:`NEED_DATA` when more bytes are needed.
+
+        Raises:
+            MultipartError: If the body is malformed, breaks a limit, or ends before its
+                close delimiter.
+        """
         state = self._state
         if state == _BODY:
             event = self._body()
@@ -123,7 +154,7 @@ class MultipartParser:
         buf = self._buffer
         if len(buf) < 2:
             return NEED_DATA
-        if buf[:2] == b'--':
+        if buf.startswith(b'--'):
             self._state = _DONE
             self._buffer = bytearray()
             return FINISHED
@@ -143,7 +174,7 @@ class MultipartParser:
 
     def _headers(self) -> Event:
         buf = self._buffer
-        if buf[:2] == b'\r\n':
+        if buf.startswith(b'\r\n'):
             del buf[:2]
             self._state = _BODY
             return PartHeaders([])
@@ -261,11 +292,21 @@ def _decode_extended(value: str) -> Optional[str]:
 
 def parse_options_header(value: Optional[str], extended: bool = True
                          ) -> Tuple[str, Dict[str, str]]:
-    """Split ``type/sub; a=1; b="x y"`` into the lower-case value and its parameters.
+    """Split a header value such as ``type/sub; a=1; b="x y"`` into the value and its parameters.
 
     Parameter names are lower-cased; with ``extended``, ``name*=charset''text``
     (RFC 8187) values are decoded and take precedence over plain ``name=``; without,
-    they are ignored. Raises :class:`MultipartError` for an unterminated quoted string.
+    they are ignored.
+
+    Args:
+        value: The header value (``None`` or empty: ``('', {})``).
+        extended: Decode RFC 8187 ``name*=`` parameters.
+
+    Returns:
+        ``(value, parameters)``: the lower-case main value and a dict of parameters.
+
+    Raises:
+        MultipartError: For an unterminated quoted string.
     """
     if not value:
         return '', {}
