@@ -1,26 +1,52 @@
-"""An in-process client for unit tests: requests go through the HTTP/1.1 parser and
-the application's dispatch, without a socket."""
+"""An in-process client for unit tests, without a socket.
+
+Requests go through the HTTP/1.1 parser and the application's dispatch, as they do
+on the built-in server.
+"""
 from __future__ import annotations
 
 import json as _json
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import (TYPE_CHECKING, Any, AsyncGenerator, Callable, Dict, Generator, List,
+                    Mapping, Optional, Tuple, Union, cast)
 
 from . import ws_protocol as _wsp
 from .requests import Request, parse_cookies
-from .responses import Response, _dumps, close_body
+from .responses import Response, close_body
+from .responses import _dumps  # pyright: ignore[reportPrivateUsage]
 from .streams import AsyncBytesIO
 from .structures import NoCaseDict
 
+if TYPE_CHECKING:
+    from .app import Microdot
+
+#: The client of :meth:`TestClient.websocket`: a generator function, sync or async.
+WebSocketClient = Callable[[], Union[Generator[Any, Any, Any], AsyncGenerator[Any, Any]]]
+
 
 class TestResponse:
-    """What the application answered: status, headers, body, and decoded forms."""
+    """What the application answered: status, headers, body, and decoded forms.
+
+    Attributes:
+        status_code: The status (``None`` after a WebSocket session the
+            application ended).
+        reason: The reason phrase the application gave, else ``None``.
+        headers: The response headers.
+        body: The body (``None`` for HEAD).
+        text: The body decoded as UTF-8 (``None`` if it is not UTF-8).
+        json: The decoded body of an ``application/json`` answer.
+        events: The events of a ``text/event-stream`` answer (see
+            :func:`parse_sse`).
+        close_code: For :meth:`TestClient.websocket`: the code of the server's Close
+            frame (``None`` if it sent none).
+        close_reason: Its reason.
+    """
 
     __test__ = False  # not a pytest test class
 
     def __init__(self) -> None:
         self.status_code: Optional[int] = None
         self.reason: Optional[str] = None
-        self.headers: NoCaseDict = NoCaseDict()
+        self.headers: NoCaseDict[Any] = NoCaseDict()
         self.body: Optional[bytes] = None
         self.text: Optional[str] = None
         self.json: Any = None
@@ -32,8 +58,17 @@ class TestResponse:
 
     @classmethod
     async def create(cls, res: Response) -> 'TestResponse':
-        """Read ``res`` in full. For a HEAD request the body is not read and
-        ``body``, ``text``, ``json`` and ``events`` stay ``None``, as in Microdot."""
+        """Read a response in full.
+
+        For a HEAD request the body is not read and ``body``, ``text``, ``json`` and
+        ``events`` stay ``None``, as in Microdot.
+
+        Args:
+            res: The response the application returned.
+
+        Returns:
+            The test response.
+        """
         self = cls()
         self.status_code = res.status_code
         self.reason = res.reason  # None unless the application gave one, as in Microdot
@@ -42,7 +77,7 @@ class TestResponse:
         if res.is_head:
             close_body(res.body)
             return self
-        chunks = []
+        chunks: List[bytes] = []
         async for chunk in res.body_iter():
             chunks.append(chunk)
         self.body = b''.join(chunks)
@@ -61,9 +96,15 @@ class TestResponse:
 def parse_sse(text: str) -> List[Dict[str, Any]]:
     """Parse a ``text/event-stream`` body into events, as Microdot's test client does.
 
-    Each event is ``{'data': bytes, 'data_json': decoded JSON or None, 'event': str or
-    None, 'event_id': str or None, 'retry': seconds or None}``; several ``data:`` lines
-    are joined with newlines; events without data (comments, bare fields) are skipped.
+    Several ``data:`` lines are joined with newlines; events without data (comments,
+    bare fields) are skipped.
+
+    Args:
+        text: The body.
+
+    Returns:
+        One dict per event: ``{'data': bytes, 'data_json': decoded JSON or None,
+        'event': str or None, 'event_id': str or None, 'retry': seconds or None}``.
     """
     events: List[Dict[str, Any]] = []
     fields: Dict[str, Any] = {}
@@ -104,8 +145,8 @@ class _WebSocketPeer:
     pending ``yield``. Whatever the generator yields (other than ``None``) is sent.
     """
 
-    def __init__(self, client: Any, key: str, subprotocols: List[str]) -> None:
-        self.gen = client()
+    def __init__(self, client: WebSocketClient, key: str, subprotocols: List[str]) -> None:
+        self.gen: Any = client()
         self.is_async = hasattr(self.gen, 'asend')
         self.key = key
         self.subprotocols = subprotocols
@@ -115,7 +156,7 @@ class _WebSocketPeer:
         self.head_done = False
         self.status_code: Optional[int] = None
         self.reason: Optional[str] = None
-        self.headers = NoCaseDict()
+        self.headers: NoCaseDict[str] = NoCaseDict()
         self.started = False
         self.finished = False
         self.eof = False
@@ -149,13 +190,13 @@ class _WebSocketPeer:
             return
         if msg is not None:
             if isinstance(msg, (bytearray, memoryview)):
-                msg = bytes(msg)
+                msg = bytes(cast(Any, msg))
             try:
                 self.outgoing += self.conn.send(msg)
             except _wsp.ConnectionClosed:
                 pass
 
-    async def read(self, n: int = -1) -> bytes:
+    async def read(self, n: Optional[int] = -1) -> bytes:
         while not self.outgoing and not self.eof:
             if self.finished or self.conn.close_sent:
                 self.eof = True
@@ -234,11 +275,21 @@ def _path_matches(request_path: str, cookie_path: str) -> bool:
 
 
 class TestClient:
-    """Send requests to ``app`` in-process; cookies set by responses are kept."""
+    """Send requests to an application in-process; cookies set by responses are kept.
+
+    Args:
+        app: The application.
+        cookies: The cookie jar to start with, as Microdot keeps it: ``name ->
+            value``, or ``name -> (value, path)`` for a cookie whose path is not
+            ``/``; the dict given is used (and updated) as it is.
+        scheme: The request scheme (``'https'`` for the application to see secure
+            requests).
+        host: The ``Host`` header sent.
+    """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: Any,
+    def __init__(self, app: Microdot,
                  cookies: Optional[Dict[str, Union[str, Tuple[str, str]]]] = None,
                  scheme: Optional[str] = None, host: Optional[str] = None) -> None:
         self.app = app
@@ -249,46 +300,48 @@ class TestClient:
         self.scheme = scheme
         self.host = host or 'example.com:1234'
 
-    def _request_bytes(self, method: str, path: str, headers: Optional[Dict[str, str]],
-                       body: Any) -> bytes:
-        headers = NoCaseDict(headers or {})
+    def _request_bytes(self, method: str, path: str,
+                       headers: Optional[Mapping[str, Any]], body: Any) -> bytes:
+        fields: NoCaseDict[Any] = NoCaseDict(headers or {})
         if body is None:
             body = b''
         elif isinstance(body, (dict, list)):
             body = _dumps(body)  # orjson's compact output when installed, as Microdot
-            headers.setdefault('Content-Type', 'application/json')
+            fields.setdefault('Content-Type', 'application/json')
         elif isinstance(body, str):
             body = body.encode()
         if body:  # (as Microdot: no Content-Length for an empty body)
-            headers.setdefault('Content-Length', str(len(body)))
+            fields.setdefault('Content-Length', str(len(body)))
         request_path = path.partition('?')[0]
-        pairs = []
-        for name, value in self.cookies.items():
+        pairs: List[str] = []
+        for name, cookie in self.cookies.items():
             cookie_path = '/'
-            if isinstance(value, tuple):
-                value, cookie_path = value
+            if isinstance(cookie, tuple):
+                cookie, cookie_path = cookie
             if _path_matches(request_path, cookie_path):
-                pairs.append('%s=%s' % (name, value))
+                pairs.append('%s=%s' % (name, cookie))
         jar = '; '.join(pairs)
         if jar:
-            if 'Cookie' in headers:
-                headers['Cookie'] = headers['Cookie'] + '; ' + jar
+            if 'Cookie' in fields:
+                fields['Cookie'] = fields['Cookie'] + '; ' + jar
             else:
-                headers['Cookie'] = jar
+                fields['Cookie'] = jar
         lines = ['%s %s HTTP/1.1' % (method, path)]
-        if 'Host' not in headers:  # first, as Microdot sends it
+        if 'Host' not in fields:  # first, as Microdot sends it
             lines.append('Host: ' + self.host)
-        for name, value in headers.items():
+        for name, value in fields.items():
             if value is None:
                 continue
-            value = str(value).strip()  # e.g. base64 helpers that end in a newline
-            if '\r' in value or '\n' in value:
+            text = str(value).strip()  # e.g. base64 helpers that end in a newline
+            if '\r' in text or '\n' in text:
                 raise ValueError('header %r may not contain CR or LF' % name)
-            lines.append('%s: %s' % (name, value))
-        return ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1') + body
+            lines.append('%s: %s' % (name, text))
+        head = ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1')
+        data: bytes = head + body
+        return data
 
     def _update_cookies(self, res: Response) -> None:
-        values = res.headers.get('Set-Cookie') or []
+        values: Any = res.headers.get('Set-Cookie') or []
         if isinstance(values, str):
             values = [values]
         for value in values:
@@ -310,7 +363,22 @@ class TestClient:
 
     async def request(self, method: str, path: str, headers: Optional[Dict[str, str]] = None,
                       body: Any = None, sock: Any = None) -> TestResponse:
-        """Send one request; ``body`` may be bytes, str, or a dict/list (sent as JSON)."""
+        """Send one request.
+
+        Args:
+            method: The HTTP method.
+            path: The path, with its query string.
+            headers: Request headers (a ``None`` value sends no such header).
+            body: The body: bytes, ``str``, or a ``dict``/``list`` sent as JSON.
+            sock: The ``(reader, writer)`` pair the application sees as
+                ``request.sock`` (default: in-memory ones).
+
+        Returns:
+            The application's answer.
+
+        Raises:
+            ValueError: If a header value holds CR or LF.
+        """
         raw = self._request_bytes(method, path, headers, body)
         reader = AsyncBytesIO(raw)
         if sock is None:
@@ -329,41 +397,130 @@ class TestClient:
         return await TestResponse.create(res)
 
     async def get(self, path: str, headers: Optional[Dict[str, str]] = None) -> TestResponse:
+        """Send a GET request.
+
+        Args:
+            path: The path, with its query string.
+            headers: Request headers.
+
+        Returns:
+            The application's answer.
+        """
         return await self.request('GET', path, headers=headers)
 
     async def post(self, path: str, headers: Optional[Dict[str, str]] = None,
                    body: Any = None) -> TestResponse:
+        """Send a POST request.
+
+        Args:
+            path: The path, with its query string.
+            headers: Request headers.
+            body: The body: bytes, ``str``, or a ``dict``/``list`` sent as JSON.
+
+        Returns:
+            The application's answer.
+        """
         return await self.request('POST', path, headers=headers, body=body)
 
     async def put(self, path: str, headers: Optional[Dict[str, str]] = None,
                   body: Any = None) -> TestResponse:
+        """Send a PUT request.
+
+        Args:
+            path: The path, with its query string.
+            headers: Request headers.
+            body: The body: bytes, ``str``, or a ``dict``/``list`` sent as JSON.
+
+        Returns:
+            The application's answer.
+        """
         return await self.request('PUT', path, headers=headers, body=body)
 
     async def patch(self, path: str, headers: Optional[Dict[str, str]] = None,
                     body: Any = None) -> TestResponse:
+        """Send a PATCH request.
+
+        Args:
+            path: The path, with its query string.
+            headers: Request headers.
+            body: The body: bytes, ``str``, or a ``dict``/``list`` sent as JSON.
+
+        Returns:
+            The application's answer.
+        """
         return await self.request('PATCH', path, headers=headers, body=body)
 
     async def delete(self, path: str, headers: Optional[Dict[str, str]] = None) -> TestResponse:
+        """Send a DELETE request.
+
+        Args:
+            path: The path, with its query string.
+            headers: Request headers.
+
+        Returns:
+            The application's answer.
+        """
         return await self.request('DELETE', path, headers=headers)
 
     async def query(self, path: str, headers: Optional[Dict[str, str]] = None,
                     body: Any = None) -> TestResponse:
+        """Send a QUERY request.
+
+        Args:
+            path: The path, with its query string.
+            headers: Request headers.
+            body: The body: bytes, ``str``, or a ``dict``/``list`` sent as JSON.
+
+        Returns:
+            The application's answer.
+        """
         return await self.request('QUERY', path, headers=headers, body=body)
 
     async def head(self, path: str, headers: Optional[Dict[str, str]] = None) -> TestResponse:
+        """Send a HEAD request.
+
+        Args:
+            path: The path, with its query string.
+            headers: Request headers.
+
+        Returns:
+            The application's answer.
+        """
         return await self.request('HEAD', path, headers=headers)
 
     async def options(self, path: str, headers: Optional[Dict[str, str]] = None) -> TestResponse:
+        """Send a OPTIONS request.
+
+        Args:
+            path: The path, with its query string.
+            headers: Request headers.
+
+        Returns:
+            The application's answer.
+        """
         return await self.request('OPTIONS', path, headers=headers)
 
-    async def websocket(self, path: str, client: Any,
+    async def websocket(self, path: str, client: WebSocketClient,
                         headers: Optional[Dict[str, Optional[str]]] = None) -> TestResponse:
-        """Open a WebSocket on ``path`` and run ``client``, a (sync or async) generator
-        function: each value it yields is sent, and ``x = yield msg`` receives the
-        application's next message. Frames are masked and go through the real
-        handshake. Returns when the generator or the handler ends; the response has
-        the handshake status and ``close_code``/``close_reason``. A ``None`` value in
-        ``headers`` removes that handshake header.
+        """Open a WebSocket on a path and talk to it with a generator.
+
+        ``client`` is a (sync or async) generator function: each value it yields is
+        sent, and ``x = yield msg`` receives the application's next message. Frames are
+        masked and go through the real handshake. Returns when the generator or the
+        handler ends.
+
+        Args:
+            path: The path of the WebSocket route.
+            client: The generator function.
+            headers: More handshake headers; a ``None`` value removes that handshake
+                header.
+
+        Returns:
+            The answer: the handshake status, and ``close_code``/``close_reason``.
+
+        Raises:
+            HandshakeError: If the application's handshake answer is not valid.
+            Exception: What the client generator raised (a failed assertion...).
         """
         pairs, key = _wsp.client_handshake_headers()
         ws_headers: Dict[str, Optional[str]] = dict(pairs)
