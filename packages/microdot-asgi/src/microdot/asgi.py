@@ -59,58 +59,20 @@ class ASGIAdapter:
         self.open_tasks: Set['asyncio.Task[Any]'] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope['type']
-        if kind == 'http':
-            await self.http(scope, receive, send)
-        elif kind == 'websocket':
-            await self.websocket(scope, receive, send)
-        elif kind == 'lifespan':
-            await self.lifespan(scope, receive, send)
-        else:
-            raise ValueError('microdot.asgi does not handle ASGI scope type %r' % kind)
-
-    # -- requests -------------------------------------------------------------------
-
-    def make_request(self, scope: Scope, stream: Any = None) -> Request:
-        """Translate an ASGI scope into a ``Request`` (latin-1 headers, root_path;
-        the header dict is only built if the application reads it)."""
-        root_path = scope.get('root_path')
-        raw_path = scope.get('raw_path')
-        if raw_path:
-            path = raw_path.decode('latin-1')
-            if root_path and path.startswith(root_path):
-                path = path[len(root_path):]
-        else:
-            path = scope['path']
-            if root_path and path.startswith(root_path):
-                path = path[len(root_path):]
-            path = quote(path, safe="/:@!$&'()*+,;=~")
-        query = scope.get('query_string')
-        if query:
-            url = (path or '/') + '?' + query.decode('latin-1')
-        else:
-            url = path or '/'
-        client = scope.get('client')
-        if client is not None and type(client) is not tuple:
-            client = tuple(client)
-        req = Request(self.app, client, scope.get('method', 'GET'), url,
-                      scope.get('http_version', '1.1'), None, stream=stream,
-                      scheme=scope.get('scheme'))
-        req.header_source = (headers_from_raw, scope.get('headers') or ())
-        if root_path:
-            req.root_path = root_path.rstrip('/')
-        req.asgi_scope = scope
-        return req
-
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI callable: serves ``http`` scopes itself (one coroutine per request,
+        the common case), the others through :meth:`other`."""
+        if scope['type'] != 'http':
+            await self.other(scope, receive, send)
+            return
         state = [_SERVING]  # see _current_request
         _current_request.set(state)  # this task's context (and its threads') only
         req = self.make_request(scope)
         chunked = False
         for name, value in req.header_source[1]:  # the framing fields only
-            if len(name) == 14 and name.lower() == b'content-length':
+            size = len(name)
+            if size == 14 and name.lower() == b'content-length':
                 req.content_length = int(value) if value.isdigit() else 0
-            elif len(name) == 17 and name.lower() == b'transfer-encoding':
+            elif size == 17 and name.lower() == b'transfer-encoding':
                 chunked = True
         if req.content_length or chunked or req.method not in ('GET', 'HEAD') or \
                 req.http_version[0] in '23':
@@ -143,7 +105,8 @@ class ASGIAdapter:
             if ctype is not None:  # the common case, in one step
                 body = res.body
                 await send({'type': 'http.response.start', 'status': res.status_code,
-                            'headers': [(b'content-type', ctype[1].encode('latin-1')),
+                            'headers': [(b'content-type', _CTYPES.get(ctype[1]) or
+                                         _ctype_bytes(ctype[1])),
                                         (b'content-length', b'%d' % len(body))]})
                 await send({'type': 'http.response.body', 'body': body})
             else:
@@ -151,6 +114,53 @@ class ASGIAdapter:
         if state[0]:  # app.shutdown() was called for this request: now it is sent
             _server_shutdown.fire()
         state[0] = _SENT
+
+    #: Serve an ``http`` scope (what the ASGI callable does with one).
+    http = __call__
+
+    async def other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a ``websocket`` or ``lifespan`` scope (``ValueError`` for others)."""
+        kind = scope['type']
+        if kind == 'websocket':
+            await self.websocket(scope, receive, send)
+        elif kind == 'lifespan':
+            await self.lifespan(scope, receive, send)
+        else:
+            raise ValueError('microdot.asgi does not handle ASGI scope type %r' % kind)
+
+    # -- requests -------------------------------------------------------------------
+
+    def make_request(self, scope: Scope, stream: Any = None) -> Request:
+        """Translate an ASGI scope into a ``Request`` (latin-1 headers, root_path;
+        the header dict is only built if the application reads it)."""
+        root_path = scope.get('root_path')
+        raw_path = scope.get('raw_path')
+        if raw_path:
+            path = raw_path.decode('latin-1')
+            if root_path and path.startswith(root_path):
+                path = path[len(root_path):]
+        else:
+            path = scope['path']
+            if root_path and path.startswith(root_path):
+                path = path[len(root_path):]
+            path = quote(path, safe="/:@!$&'()*+,;=~")
+        query = scope.get('query_string')
+        if query:
+            url = (path or '/') + '?' + query.decode('latin-1')
+        else:
+            url = path or '/'
+        client = scope.get('client')
+        if client is not None and type(client) is not tuple:
+            client = tuple(client)
+        # (positional arguments: this runs for every request)
+        req = Request(self.app, client, scope.get('method', 'GET'), url,
+                      scope.get('http_version', '1.1'), None, None, stream, None, '', None,
+                      scope.get('scheme'))
+        req.header_source = (headers_from_raw, scope.get('headers') or ())
+        if root_path:
+            req.root_path = root_path.rstrip('/')
+        req.asgi_scope = scope
+        return req
 
     async def send_response(self, req: Request, res: Response, receive: Receive,
                             send: Send) -> None:
@@ -489,6 +499,16 @@ def _check_header(name: str, value: str) -> bool:
 
 
 _WIRE_NAMES: Dict[str, bytes] = {}
+#: Content-Type values of plain responses, encoded (see ``ASGIAdapter.__call__``).
+_CTYPES: Dict[str, bytes] = {}
+
+
+def _ctype_bytes(value: str) -> bytes:
+    """``value`` encoded as latin-1 (``plain_type_field`` checked it can be), cached."""
+    encoded = value.encode('latin-1')
+    if len(_CTYPES) < 64:
+        _CTYPES[value] = encoded
+    return encoded
 
 
 def _wire_name(name: str) -> bytes:
@@ -514,8 +534,9 @@ def asgi_adapter(app: Any) -> ASGIAdapter:
     return ASGIAdapter(app)
 
 
-class Microdot(BaseMicrodot):
-    """A Microdot application that is also an ASGI 3 callable.
+class Microdot(BaseMicrodot, ASGIAdapter):
+    """A Microdot application that is also an ASGI 3 callable (its own
+    :class:`ASGIAdapter`: a request costs one coroutine less).
 
     ``lifespan_startup`` and ``lifespan_shutdown`` run when the server sends the ASGI
     lifespan events (async or sync callables, taking the scope or nothing), after and
@@ -531,13 +552,10 @@ class Microdot(BaseMicrodot):
             self.startup_handlers.append(lifespan_startup)
         if lifespan_shutdown is not None:
             self.shutdown_handlers.insert(0, lifespan_shutdown)
-        self._asgi = ASGIAdapter(self)
+        ASGIAdapter.__init__(self, self)
+        self._asgi = self
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope['type'] == 'http':  # the common case, one call less
-            await self._asgi.http(scope, receive, send)
-        else:
-            await self._asgi(scope, receive, send)
+    __call__ = ASGIAdapter.__call__
 
     def shutdown(self) -> None:
         """Stop serving: the built-in server if running, else the whole ASGI server.
