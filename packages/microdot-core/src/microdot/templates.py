@@ -33,7 +33,7 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from . import plugins
 
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_ENGINE = 'utemplate'
 
 
-def _resolve_template_dir(template_dir: Any) -> Any:
+def _resolve_template_dir(template_dir: object) -> Any:
     """Make a relative template directory (or list of them) absolute now.
 
     The engines resolve relative paths when *their* ``initialize`` runs, which here
@@ -56,18 +56,27 @@ def _resolve_template_dir(template_dir: Any) -> Any:
     counts, even if the application changes directory later.
     """
     if isinstance(template_dir, (str, os.PathLike)):
-        return os.path.abspath(template_dir)
+        return os.path.abspath(cast('str | os.PathLike[str]', template_dir))
     if isinstance(template_dir, (list, tuple)):
-        return [os.path.abspath(path) for path in template_dir]
+        paths = cast('list[str | os.PathLike[str]]', template_dir)
+        return [os.path.abspath(path) for path in paths]
     return template_dir
 
 
 class Template:
     """A template rendered by the configured engine.
 
-    ``Template(name)`` loads ``name`` with the engine chosen by
-    :meth:`initialize`; the four rendering methods have the same meaning for every
-    engine. The engine's own template object is available as :attr:`template`.
+    ``Template(name)`` loads ``name`` with the engine chosen by :meth:`initialize`;
+    the four rendering methods have the same meaning for every engine. The engine's
+    own template object is available as :attr:`template`.
+
+    Args:
+        template: The template's name, relative to the template directory.
+        **kwargs: Passed to the engine's ``Template`` constructor (Jinja accepts
+            ``parent`` and ``globals``; uTemplate ignores them).
+
+    Raises:
+        PluginError: If the engine cannot be loaded.
     """
 
     # The configuration, shared by all instances (class-level, like the engines).
@@ -83,15 +92,20 @@ class Template:
                    **engine_options: Any) -> None:
         """Choose the template engine and its options.
 
-        ``engine`` is a name registered under the ``microdot.templates`` entry
-        points (``'utemplate'``, the default, or ``'jinja'``). ``template_dir`` (a
-        relative path is resolved against the current directory now) and
-        ``engine_options`` are passed to the engine's ``Template.initialize``,
-        e.g. ``enable_async=True`` for Jinja or ``cache_dir=...`` for uTemplate.
-
         The engine itself is imported and initialized when the first template is
-        created. An engine name that no installed distribution registers is
-        refused here, with the ``pip install`` line that provides it.
+        created.
+
+        Args:
+            engine: A name registered under the ``microdot.templates`` entry points
+                (``'utemplate'``, the default, or ``'jinja'``).
+            template_dir: The template directory, or several (a relative path is
+                resolved against the current directory now).
+            **engine_options: Passed to the engine's ``Template.initialize``, e.g.
+                ``enable_async=True`` for Jinja or ``cache_dir=...`` for uTemplate.
+
+        Raises:
+            PluginError: If no installed distribution registers ``engine``; the message
+                gives the ``pip install`` line that provides it.
         """
         name = engine or DEFAULT_ENGINE
         if name not in plugins.registry.names('templates'):
@@ -106,20 +120,29 @@ class Template:
 
     @classmethod
     def engine_name(cls) -> str:
-        """The name of the configured engine (``'utemplate'`` unless changed)."""
+        """Name the configured engine.
+
+        Returns:
+            The engine's name (``'utemplate'`` unless changed).
+        """
         return cls._engine_name
 
     @classmethod
     def engine_class(cls) -> Any:
-        """The configured engine's ``Template`` class, loaded and initialized once.
+        """Return the configured engine's ``Template`` class, loaded and initialized once.
 
         The class is a private subclass of the registered one, so this helper's
-        configuration neither changes nor depends on direct uses of the engine's
-        own class (``microdot.jinja.Template.initialize(...)`` elsewhere).
-        Raises :class:`microdot.plugins.PluginError` if the engine cannot be
-        loaded (for Jinja without Jinja2: ``pip install 'microdot-templates[jinja]'``).
+        configuration neither changes nor depends on direct uses of the engine's own
+        class (``microdot.jinja.Template.initialize(...)`` elsewhere).
+
+        Returns:
+            The engine's template class.
+
+        Raises:
+            PluginError: If the engine cannot be loaded (for Jinja without Jinja2:
+                ``pip install 'microdot-templates[jinja]'``).
         """
-        configured = cls._engine_class
+        configured: Any = cls._engine_class
         if configured is not None:
             return configured
         with cls._lock:
@@ -127,7 +150,7 @@ class Template:
                 name, options = cls._engine_name, dict(cls._engine_options)
                 options.setdefault('template_dir',
                                    _resolve_template_dir('templates'))
-                base = plugins.get_template_engine(name)
+                base: Any = plugins.get_template_engine(name)
                 if isinstance(base, type):
                     configured = type(base.__name__, (base,), {
                         '__module__': base.__module__, '__doc__': base.__doc__})
@@ -140,11 +163,6 @@ class Template:
             return cls._engine_class
 
     def __init__(self, template: str, **kwargs: Any) -> None:
-        """Load ``template`` (a name relative to the template directory).
-
-        ``kwargs`` go to the engine's ``Template`` constructor (Jinja accepts
-        ``parent`` and ``globals``; uTemplate ignores them).
-        """
         #: The name of the template.
         self.name = template
         #: The name of the engine that loaded it.
@@ -156,55 +174,124 @@ class Template:
         return '<%s %r (%s)>' % (type(self).__name__, self.name, self.engine)
 
     def generate(self, *args: Any, **kwargs: Any) -> Iterator[str]:
-        """An iterator over the rendered chunks; return it from a route to stream."""
+        """Render the template as an iterator over its chunks.
+
+        Return the iterator from a route to stream.
+
+        Args:
+            *args: The template's positional arguments.
+            **kwargs: The template's variables.
+
+        Returns:
+            An iterator over the rendered text.
+        """
         chunks: Iterator[str] = self.template.generate(*args, **kwargs)
         return chunks
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        """The whole rendered template as a string."""
+        """Render the whole template.
+
+        Args:
+            *args: The template's positional arguments.
+            **kwargs: The template's variables.
+
+        Returns:
+            The rendered text.
+        """
         text: str = self.template.render(*args, **kwargs)
         return text
 
     def generate_async(self, *args: Any, **kwargs: Any) -> AsyncIterator[str]:
-        """An async iterator over the chunks, rendered without blocking the event
-        loop; return it from an ``async def`` route to stream."""
+        """Render the template as an async iterator over its chunks.
+
+        The rendering does not block the event loop. Return the iterator from an
+        ``async def`` route to stream.
+
+        Args:
+            *args: The template's positional arguments.
+            **kwargs: The template's variables.
+
+        Returns:
+            An async iterator over the rendered text.
+        """
         chunks: AsyncIterator[str] = self.template.generate_async(*args, **kwargs)
         return chunks
 
     async def render_async(self, *args: Any, **kwargs: Any) -> str:
-        """The whole rendered template, without blocking the event loop."""
+        """Render the whole template without blocking the event loop.
+
+        Args:
+            *args: The template's positional arguments.
+            **kwargs: The template's variables.
+
+        Returns:
+            The rendered text.
+        """
         text: str = await self.template.render_async(*args, **kwargs)
         return text
 
 
 def render_template(template: str, *args: Any, **kwargs: Any) -> str:
-    """Render the template named ``template`` with the configured engine."""
+    """Render a template with the configured engine.
+
+    Args:
+        template: The template's name.
+        *args: The template's positional arguments.
+        **kwargs: The template's variables.
+
+    Returns:
+        The rendered text.
+    """
     return Template(template).render(*args, **kwargs)
 
 
 async def render_template_async(template: str, *args: Any, **kwargs: Any) -> str:
-    """Render ``template`` without blocking the event loop.
+    """Render a template without blocking the event loop.
 
-    Loading (and, on first use, compiling) the template happens in a worker
-    thread as well as the rendering.
+    Loading (and, on first use, compiling) the template happens in a worker thread
+    as well as the rendering.
+
+    Args:
+        template: The template's name.
+        *args: The template's positional arguments.
+        **kwargs: The template's variables.
+
+    Returns:
+        The rendered text.
     """
     loaded = await asyncio.to_thread(Template, template)
     return await loaded.render_async(*args, **kwargs)
 
 
 def stream_template(template: str, *args: Any, **kwargs: Any) -> Iterator[str]:
-    """The chunks of ``template`` as an iterator, for a streamed response.
+    """Render a template as an iterator over its chunks, for a streamed response.
 
-    The template is loaded now, so that a missing or invalid template fails in
-    the route (an error response) rather than after the headers were sent.
+    The template is loaded now, so that a missing or invalid template fails in the
+    route (an error response) rather than after the headers were sent.
+
+    Args:
+        template: The template's name.
+        *args: The template's positional arguments.
+        **kwargs: The template's variables.
+
+    Returns:
+        An iterator over the rendered text.
     """
     return Template(template).generate(*args, **kwargs)
 
 
 def stream_template_async(template: str, *args: Any,
                           **kwargs: Any) -> AsyncIterator[str]:
-    """The chunks of ``template`` as an async iterator, for a streamed response.
+    """Render a template as an async iterator over its chunks, for a streamed response.
 
     As with :func:`stream_template`, the template is loaded before this returns.
+
+    Args:
+        template: The template's name.
+        *args: The template's positional arguments.
+        **kwargs: The template's variables.
+
+    Returns:
+        An async iterator over the rendered text.
     """
     return Template(template).generate_async(*args, **kwargs)
