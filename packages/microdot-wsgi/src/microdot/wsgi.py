@@ -175,8 +175,9 @@ class WSGIAdapter:
             port = environ.get('REMOTE_PORT')
             client = (addr, int(port) if port and port.isdigit() else 0)
         version = environ.get('SERVER_PROTOCOL', 'HTTP/1.1').partition('/')[2] or '1.1'
+        # (positional arguments: this runs for every request)
         req = Request(self.app, client, environ.get('REQUEST_METHOD', 'GET'), url, version,
-                      None, scheme=environ.get('wsgi.url_scheme'))
+                      None, None, None, None, '', None, environ.get('wsgi.url_scheme'))
         req.header_source = (headers_from_environ, environ)  # built if the app reads it
         declared = int(clen) if clen.isdigit() else None
         if declared:
