@@ -157,7 +157,7 @@ class RedisBroker:
     async def subscribe(self, channel: str) -> None:
         waiter = self.loop.create_future()
         self.channels[channel] = waiter
-        if self.reader is None:
+        if self.reader is None or self.reader.done():
             self.reader = asyncio.ensure_future(self._run())
         elif self.conn is not None:
             await self._send(self.conn, 'SUBSCRIBE', [channel])
@@ -167,8 +167,18 @@ class RedisBroker:
         waiter = self.channels.pop(channel, None)
         if waiter is not None and not waiter.done():
             waiter.cancel()
-        if self.conn is not None:
+        if not self.channels:
+            # nothing left to listen to: drop the connection rather than leave a task
+            # pending on a loop that may not run again (an idle WSGI thread's)
+            await self._stop_reader()
+        elif self.conn is not None:
             await self._send(self.conn, 'UNSUBSCRIBE', [channel])
+
+    async def _stop_reader(self) -> None:
+        reader, self.reader = self.reader, None
+        if reader is not None and not reader.done():
+            reader.cancel()
+            await asyncio.wait({reader})
 
     async def _send(self, conn: Any, command: str, channels: List[str]) -> None:
         """Send (UN)SUBSCRIBE; a failure is the reader's to notice and repair."""
@@ -218,11 +228,13 @@ class RedisBroker:
                 else:
                     logger.debug('Reconnecting to Redis at %s failed: %s', self.where, exc)
             finally:
-                self.conn = None
-                try:
-                    await conn.disconnect()
-                except Exception:  # pragma: no cover - already broken
-                    pass
+                if self.conn is conn:
+                    self.conn = None
+                if not self.loop.is_closed():  # (closed: the coroutine is being dropped)
+                    try:
+                        await conn.disconnect()
+                    except Exception:  # pragma: no cover - already broken
+                        pass
             if self.closed:
                 break
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -247,7 +259,7 @@ class RedisBroker:
                 if self.last_received < sent:
                     raise ConnectionError('no answer to PING within %gs' % self.timeout)
         finally:
-            if not reading.done():
+            if not reading.done() and not self.loop.is_closed():
                 reading.cancel()
                 await asyncio.wait({reading})
         reading.result()
@@ -298,10 +310,7 @@ class RedisBroker:
             if not waiter.done():
                 waiter.cancel()
         self.channels.clear()
-        reader, self.reader = self.reader, None
-        if reader is not None:
-            reader.cancel()
-            await asyncio.wait({reader})
+        await self._stop_reader()
         close = getattr(self.client, 'aclose', None) or self.client.close
         await close()
         await self.pool.disconnect()
