@@ -35,7 +35,8 @@ class SSEClient:
         response = await self._stream.__aenter__()
         assert response.status_code == 200, response.status_code
         assert response.headers['content-type'].startswith('text/event-stream')
-        self.pid = int(response.headers['x-worker-pid'])
+        pid = response.headers.get('x-worker-pid')
+        self.pid = int(pid) if pid else None
         self._task = asyncio.ensure_future(self._read(response))
         return self
 
@@ -72,8 +73,9 @@ class SSEClient:
 class WSClient:
     """A WebSocket client of ``url``; ``pid`` is asked with ``whoami``."""
 
-    def __init__(self, url):
+    def __init__(self, url, ask_pid=True):
         self.url = url
+        self.ask_pid = ask_pid
         self.messages = []
         self.pid = None
         self.changed = asyncio.Event()
@@ -87,9 +89,10 @@ class WSClient:
         self._ws = await websockets.connect(self.url, open_timeout=10, max_size=None)
         self._pid_reply = asyncio.get_running_loop().create_future()
         self._task = asyncio.ensure_future(self._read())
-        await self._ws.send('whoami')
-        # the answer proves the session, and so its subscription, is live
-        self.pid = await asyncio.wait_for(self._pid_reply, 10)
+        if self.ask_pid:
+            await self._ws.send('whoami')
+            # the answer proves the session, and so its subscription, is live
+            self.pid = await asyncio.wait_for(self._pid_reply, 10)
         return self
 
     async def _read(self):

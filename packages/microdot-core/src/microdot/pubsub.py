@@ -269,21 +269,26 @@ class PubSub:
         except SlowSubscriberError:
             return
 
-    def sse_response(self, request: Any, channel: str, *,
-                     event: Optional[str] = None) -> Tuple[Any, int, Dict[str, str]]:
+    def sse_response(self, request: Any, channel: str, *, event: Optional[str] = None,
+                     last_event_id: Optional[str] = None
+                     ) -> Tuple[Any, int, Dict[str, str]]:
         """The answer of an SSE route that streams ``channel`` (see
-        :meth:`forward_to_sse`); replays from the request's ``Last-Event-ID``.
+        :meth:`forward_to_sse`); on a durable channel it replays from the request's
+        ``Last-Event-ID`` header.
 
         Args:
             request: The request being answered.
             channel: The channel name.
             event: The SSE event name to give every event.
+            last_event_id: Where to start when the request has no ``Last-Event-ID``
+                (a new client): ``'0'`` gives it every retained message first;
+                ``None``, only what is published from now on.
 
         Returns:
             What the handler returns: ``return pubsub.sse_response(request, 'chat')``.
         """
         from .sse import sse_response
-        last_event_id = request.headers.get('Last-Event-ID')
+        last_event_id = request.headers.get('Last-Event-ID') or last_event_id
 
         async def stream(request: Any, sse: Any) -> None:
             await self.forward_to_sse(sse, channel, last_event_id=last_event_id,
