@@ -7,10 +7,14 @@ network: intersphinx links to the Python documentation are only made when
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
 from typing import Any
+
+from sphinx import addnodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 import microdot
 
@@ -68,9 +72,11 @@ autodoc_docstring_signature = False
 napoleon_google_docstring = False
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
-# "Attributes:" sections become fields of the class, not separate objects: the
-# attributes themselves are documented by autodoc (dataclass fields, ``#:`` comments).
-napoleon_use_ivar = True
+# An "Attributes:" section documents each attribute as an object of its own (so that
+# :attr: references reach it), with the type from the annotation when it gives none;
+# autodoc then leaves those attributes out (_skip_described_attributes).
+napoleon_use_ivar = False
+napoleon_attr_annotations = True
 
 # -- references -------------------------------------------------------------------------
 # -n (nitpicky): every cross-reference into ``microdot`` must resolve (see
@@ -100,7 +106,55 @@ def _google_docstrings(app: Any, what: str, name: str, obj: Any, options: Any,
                 break
     if what in ('attribute', 'property', 'data') or not lines:
         return
+    if what in ('class', 'exception'):
+        _described_attributes[name] = _attributes_section(lines)
     lines[:] = GoogleDocstring(lines, app.config, app, what, name, obj, options).lines()
+
+
+#: The attributes each class's "Attributes:" section describes, by class name.
+_described_attributes: dict[str, set[str]] = {}
+
+
+def _attributes_section(lines: list[str]) -> set[str]:
+    """The names listed in a Google-style ``Attributes:`` section."""
+    import re
+    names: set[str] = set()
+    header = entry_indent = None
+    for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if header is None:
+            if re.match(r'^\s*Attributes:\s*$', line):
+                header = indent
+            continue
+        if not line.strip():
+            continue
+        if indent <= header:
+            break  # the section ended
+        if entry_indent is None:
+            entry_indent = indent
+        match = re.match(r'(\w+)\s*(\(.*\))?\s*:', line.strip())
+        if indent == entry_indent and match:
+            names.add(match.group(1))
+    return names
+
+
+def _skip_described_attributes(app: Any, what: str, name: str, obj: Any, skip: bool,
+                               options: Any) -> bool | None:
+    """``autodoc-skip-member`` handler: an attribute that its class's ``Attributes:``
+    section describes is not documented a second time."""
+    import sys
+    from sphinx.ext.autodoc import ClassDocumenter
+    if what not in ('class', 'exception'):
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:  # the ClassDocumenter filtering its members
+        documenter = frame.f_locals.get('self')
+        if isinstance(documenter, ClassDocumenter):
+            if name in _described_attributes.get(documenter.fullname, ()):
+                return True
+            return None
+        frame = frame.f_back
+    return None
 
 
 def _import_object(target: str) -> Any:
@@ -154,6 +208,63 @@ def _candidates(node: Any, target: str, objects: Any) -> list[str]:
     return [name for name in objects if name.endswith(suffix)]
 
 
+@functools.lru_cache(maxsize=None)
+def _module_names(modname: str) -> dict[str, str]:
+    """What the names bound in module ``modname`` designate, as documented names
+    (``{'Microdot': 'microdot.app.Microdot'}`` in ``microdot.cors``), including the
+    names it imports only for type checkers (``if TYPE_CHECKING:``)."""
+    import ast
+    import inspect
+    try:
+        module = importlib.import_module(modname)
+        tree = ast.parse(inspect.getsource(module))
+    except (ImportError, OSError, TypeError, SyntaxError):
+        return {}
+    out = {}
+    for name, obj in vars(module).items():
+        canonical = _canonical_name('%s.%s' % (modname, name))
+        if canonical and canonical.startswith('microdot'):
+            out[name] = canonical
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and 'TYPE_CHECKING' in ast.unparse(node.test):
+            for stmt in node.body:
+                if not isinstance(stmt, ast.ImportFrom):
+                    continue
+                package = modname if hasattr(module, '__path__') else \
+                    modname.rpartition('.')[0]
+                source = importlib.util.resolve_name(
+                    '.' * stmt.level + (stmt.module or ''), package)
+                for alias in stmt.names:
+                    canonical = _canonical_name('%s.%s' % (source, alias.name))
+                    if canonical:
+                        out[alias.asname or alias.name] = canonical
+    return out
+
+
+class _NamesInContext(SphinxPostTransform):
+    """Resolve an unqualified Python reference the way the module it is written in
+    binds the name, before Sphinx searches every module for it: ``Microdot`` in
+    ``microdot.cors`` (imported for type checkers) is ``microdot.app.Microdot``, not
+    one of the three classes of that name."""
+    default_priority = 5  # before the ReferencesResolver (10)
+
+    def run(self, **kwargs: Any) -> None:
+        objects = self.env.get_domain('py').objects
+        for node in self.document.findall(addnodes.pending_xref):
+            target = node.get('reftarget', '')
+            module = node.get('py:module')
+            if node.get('refdomain') != 'py' or not module or '.' in target \
+                    or target.startswith('~'):
+                continue
+            if node.get('py:class') and '%s.%s.%s' % (
+                    module, node['py:class'], target) in objects:
+                continue  # a member of the current class
+            full = _module_names(module).get(target)
+            if full in objects:
+                node['reftarget'] = full
+                node['refspecific'] = False
+
+
 def _resolve_reexport(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     """``missing-reference`` handler for Python references.
 
@@ -180,6 +291,13 @@ def _resolve_reexport(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     import typing
     if isinstance(_import_object(target), typing.TypeVar):  # T in a signature
         return contnode
+    module = node.get('py:module')
+    if node.get('reftype') == 'class' and module and len(parts) == 1:
+        obj = _import_object('%s.%s' % (module, target))
+        if obj is not None and not isinstance(obj, type):
+            # an undocumented type alias in an annotation (SecretKeys = Union[...]):
+            # shown as written; reference_check_data is what requires its docs
+            return contnode
     if (parts[0] != 'microdot' and (len(parts) > 1 or target in _BUILTIN_NAMES)) \
             or any(part.startswith('_') for part in parts):
         return contnode
@@ -258,5 +376,7 @@ def _check_reference(app: Any, env: Any) -> None:
 def setup(app: Any) -> None:
     app.add_config_value('reference_check_data', False, 'env')
     app.connect('autodoc-process-docstring', _google_docstrings)
+    app.connect('autodoc-skip-member', _skip_described_attributes)
     app.connect('missing-reference', _resolve_reexport)
+    app.add_post_transform(_NamesInContext)
     app.connect('env-check-consistency', _check_reference)
