@@ -350,7 +350,8 @@ def _public_names(modname: str, with_data: bool) -> list[str]:
                     if not member.startswith('_'):
                         out.append('%s.%s.%s' % (modname, name, member))
         elif name in analyzer_data and not inspect.ismodule(obj) \
-                and not isinstance(obj, __import__('logging').Logger):
+                and not isinstance(obj, (__import__('logging').Logger,
+                                         __import__('typing').TypeVar)):
             out.append('%s.%s' % (modname, name))
     return out
 
