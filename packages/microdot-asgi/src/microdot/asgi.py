@@ -647,5 +647,83 @@ class HypercornServer(_Runner):
         hypercorn_run(config)
 
 
+class GranianServer(_Runner):
+    """Runs an application with Granian (``--server granian``): its ASGI interface,
+    lifespan included (``pip install 'microdot-asgi[granian]'``), or with
+    ``interface='wsgi'`` microdot-wsgi's runner of its WSGI interface.
+
+    microdot-asgi and microdot-wsgi both register ``granian``; whichever one the
+    registry hands out, ASGI is the default when microdot-asgi is installed.
+    """
+
+    name = 'granian'
+    options: frozenset = frozenset({'workers', 'reload', 'threads', 'interface'})
+
+    def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000,
+            workers: Union[int, str, None] = None, reload: bool = False,
+            interface: Optional[str] = None, **options: Any) -> None:
+        """Serve ``app`` (``MODULE:APP``, or an application object with one worker
+        where processes are forked) until SIGINT/SIGTERM.
+
+        Args:
+            app: the application or its import string.
+            host: address to bind.
+            port: port to bind.
+            workers: worker processes (``0`` or ``'auto'``: one per CPU).
+            reload: restart on code changes (needs ``granian[reload]``).
+            interface: ``'asgi'`` (the default) or ``'wsgi'``.
+            **options: other ``granian.Granian`` arguments (``threads``: WSGI only).
+
+        Raises:
+            ImportError: Granian, or for ``'wsgi'`` microdot-wsgi, is not installed
+                (the message names the extra to install).
+            ValueError: an application object with several workers or ``reload``.
+            microdot.listener.ServeError: ``threads`` without ``interface='wsgi'``.
+        """
+        if interface == 'wsgi':
+            try:
+                from microdot.wsgi_granian import granian_server
+            except ImportError:
+                raise ImportError("the 'granian' server's WSGI interface needs "
+                                  "microdot-wsgi[granian]: pip install "
+                                  "'microdot-wsgi[granian]'") from None
+            granian_server.run(app, host=host, port=port, workers=workers, reload=reload,
+                               interface='wsgi', **options)
+            return
+        if interface not in (None, 'asgi'):
+            raise ValueError("interface must be 'asgi' or 'wsgi', not %r" % (interface,))
+        if options.get('threads'):
+            from microdot.listener import ServeError
+            error = ServeError("--threads applies to Granian's WSGI interface only: add "
+                               "--interface wsgi (interface='wsgi')")
+            error.exit_status = 2  # a usage error, as microdot run reports them
+            raise error
+        options.pop('threads', None)
+        try:
+            from granian.constants import Interfaces
+            from granian.server import Server
+        except ImportError:
+            raise _missing('granian') from None
+        count = (os.cpu_count() or 1) if workers in (0, 'auto') else int(workers or 1)
+        settings = dict(options, address=host, port=port, interface=Interfaces.ASGI,
+                        workers=count, reload=reload)
+        if isinstance(app, str):
+            os.environ[_APP_ENV] = app
+            # our loader, not Granian's: it imports MODULE from the current directory
+            # as ``microdot run`` does (Granian prefixes the packages around it)
+            Server('microdot.asgi:_cli_app', **settings).serve(target_loader=_cli_app,
+                                                                wrap_loader=False)
+            return
+        import multiprocessing
+        if count > 1 or reload or multiprocessing.get_start_method() != 'fork':
+            raise ValueError('Granian serves from worker processes: give the application '
+                             'as an import string ("module:app"), e.g. microdot run '
+                             'module:app --server granian')
+        application = asgi_adapter(app)
+        Server('microdot', **settings).serve(target_loader=lambda: application,
+                                             wrap_loader=False)
+
+
 uvicorn_server = UvicornServer()
 hypercorn_server = HypercornServer()
+granian_server = GranianServer()

@@ -12,11 +12,12 @@ from . import plugins
 
 #: Options of ``microdot run`` that only some servers support, with their flags.
 SERVER_OPTIONS = {'workers': '--workers', 'reload': '--reload', 'threads': '--threads',
-                  'worker_class': '--worker-class', 'access_log': '--access-log'}
+                  'worker_class': '--worker-class', 'access_log': '--access-log',
+                  'interface': '--interface'}
 
 #: Python packages of the servers the plugins run, by server name.
 SERVER_PACKAGES = {'uvicorn': 'uvicorn', 'hypercorn': 'hypercorn', 'gunicorn': 'gunicorn',
-                   'waitress': 'waitress'}
+                   'waitress': 'waitress', 'granian': 'granian'}
 
 
 class CLIError(Exception):
@@ -237,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help='worker processes; 0 or "auto": one per CPU')
     run.add_argument('--threads', type=int, default=None, help='threads per worker')
     run.add_argument('--worker-class', default=None, help='worker class (gunicorn)')
+    run.add_argument('--interface', choices=('asgi', 'wsgi'), default=None,
+                     help='the interface Granian serves the application with (default: '
+                          'asgi when microdot-asgi is installed)')
     run.add_argument('--reload', action='store_true',
                      help='restart when a .py file or a template of the application '
                           'changes (development)')

@@ -31,6 +31,7 @@ KNOWN_PROVIDERS = {
         'hypercorn': 'microdot-asgi[hypercorn]',
         'gunicorn': 'microdot-wsgi[gunicorn]',
         'waitress': 'microdot-wsgi[waitress]',
+        'granian': 'microdot-asgi[granian]',
         'wsgiref': 'microdot-wsgi',
     },
     'adapters': {'asgi': 'microdot-asgi', 'wsgi': 'microdot-wsgi'},

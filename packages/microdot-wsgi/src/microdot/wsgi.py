@@ -88,6 +88,9 @@ class _LoopHolder:
 class WSGIAdapter:
     """A WSGI callable serving a ``microdot.Microdot`` application."""
 
+    #: The process whose shutdown hooks ran (they run once per process).
+    _stopped_pid: Optional[int] = None
+
     def __init__(self, app: Any) -> None:
         self.app = app
         self._local = threading.local()
@@ -142,13 +145,20 @@ class WSGIAdapter:
             self._started_pid = pid
             self._started = True
             atexit.register(self._run_shutdown, pid)
+            import multiprocessing
+            if multiprocessing.parent_process() is not None:
+                # a multiprocessing worker (Granian's) ends with os._exit(), which
+                # skips atexit: multiprocessing's own finalizers run there
+                from multiprocessing.util import Finalize
+                Finalize(self, self._run_shutdown, args=(pid,), exitpriority=10)
 
     def _forked(self) -> None:
         self._started = False
 
     def _run_shutdown(self, pid: int) -> None:
-        if os.getpid() != pid:
+        if os.getpid() != pid or self._stopped_pid == pid:
             return
+        self._stopped_pid = pid
         loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(self.app.run_shutdown())
@@ -837,3 +847,6 @@ class WaitressServer:
 gunicorn_server = GunicornServer()
 wsgiref_server = WsgirefServer()
 waitress_server = WaitressServer()
+
+if 'granian' in sys.modules:  # a Granian worker: make it stop on the first signal
+    from microdot import wsgi_granian  # noqa: E402,F401  (see its documentation)
