@@ -40,8 +40,13 @@ KILL_GRACE = 5.0
 
 
 def inherited_socket() -> Optional[socket.socket]:
-    """The listening socket handed down by the reloader, in the process it started
-    (None elsewhere). The variable is removed so that grandchildren do not see it."""
+    """Take the listening socket the reloader handed down, in the process it started.
+
+    The environment variable is removed so that grandchildren do not see it.
+
+    Returns:
+        The socket, or ``None`` in a process the reloader did not start.
+    """
     value = os.environ.pop(ENV, None)
     if value is None:
         return None
@@ -49,11 +54,17 @@ def inherited_socket() -> Optional[socket.socket]:
 
 
 def app_folders(app: Any) -> List[str]:
-    """The folders to watch for ``app``, a ``MODULE:APP`` string or an application.
+    """Find the folders to watch for an application.
 
-    For a string, the folder of the module's top-level package (or of the module),
-    found without importing it; for an application, the folder of the script that
-    was run. Falls back to the current directory.
+    For a ``MODULE:APP`` string, the folder of the module's top-level package (or of
+    the module), found without importing it; for an application, the folder of the
+    script that was run. Falls back to the current directory.
+
+    Args:
+        app: A ``MODULE:APP`` string or an application.
+
+    Returns:
+        The folders.
     """
     if isinstance(app, str):
         top = app.partition(':')[0].split('.')[0]
@@ -77,7 +88,14 @@ def app_folders(app: Any) -> List[str]:
 
 
 def watched(path: str) -> bool:
-    """Whether a change of ``path`` restarts the application."""
+    """Tell whether a change of a file restarts the application.
+
+    Args:
+        path: The file's path.
+
+    Returns:
+        ``True`` for ``.py`` files and templates outside hidden and skipped folders.
+    """
     parts = path.split(os.sep)
     if any(part.startswith('.') or part in SKIPPED_DIRS for part in parts[:-1]):
         return False
@@ -86,7 +104,13 @@ def watched(path: str) -> bool:
 
 
 class Watcher:
-    """Collects changed files under ``roots`` in a background thread."""
+    """Collects changed files under some folders in a background thread.
+
+    Uses ``watchfiles`` when it is installed, else polls modification times.
+
+    Args:
+        roots: The folders to watch.
+    """
 
     def __init__(self, roots: List[str]) -> None:
         self.roots = roots
@@ -94,7 +118,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         try:
-            import watchfiles  # noqa: F401
+            import watchfiles  # noqa: F401  # pyright: ignore[reportUnusedImport]
             self.kind = 'watchfiles'
             target = self._watchfiles
         except ImportError:
@@ -104,19 +128,26 @@ class Watcher:
                                         daemon=True)
 
     def start(self) -> None:
+        """Start watching."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop watching (the thread ends soon after)."""
         self._stop.set()
 
     def take(self) -> List[str]:
-        """The files changed since the last call."""
+        """Return the files changed since the last call, and forget them.
+
+        Returns:
+            Their paths.
+        """
         with self._lock:
             changes, self._changes = self._changes, []
         return changes
 
     @property
     def changed(self) -> bool:
+        """Whether files changed since the last :meth:`take`."""
         return bool(self._changes)
 
     def _add(self, paths: List[str]) -> None:
@@ -157,7 +188,14 @@ class Watcher:
 
 
 class Reloader:
-    """Runs the application in a child process, restarted on changes."""
+    """Runs the application in a child process, restarted on changes.
+
+    Args:
+        sock: The listening socket, handed down to each child.
+        roots: The folders to watch.
+        shutdown_timeout: Seconds a child has to stop gracefully before it is killed.
+        argv: The child's command line (default: this process's).
+    """
 
     def __init__(self, sock: socket.socket, roots: List[str], shutdown_timeout: float,
                  argv: Optional[List[str]] = None) -> None:
@@ -249,6 +287,13 @@ def _short(paths: List[str]) -> str:
 
 
 def run_reloader(sock: socket.socket, roots: List[str], shutdown_timeout: float) -> None:
-    """Serve by re-running this command line in a child process on ``sock``, restarted
-    when files under ``roots`` change; returns once stopped."""
+    """Serve by re-running this command line in a child process, restarted on changes.
+
+    Returns once stopped (SIGINT or SIGTERM, or the application ended on its own).
+
+    Args:
+        sock: The listening socket, handed down to each child.
+        roots: The folders whose changes restart the child.
+        shutdown_timeout: Seconds a child has to stop gracefully before it is killed.
+    """
     Reloader(sock, roots, shutdown_timeout).run()

@@ -65,6 +65,10 @@ class _Worker:
         self.restart_at: Optional[float] = None
 
 
+def _ignore_signal(signum: int, frame: Any) -> None:
+    """A handler that does nothing: the signal only wakes the supervisor up."""
+
+
 def _describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -117,7 +121,20 @@ def _worker_main(app: Any, sock: socket.socket, report: int, debug: bool, ssl: A
 
 
 class Supervisor:
-    """Starts, watches and stops the worker processes; see the module docstring."""
+    """Starts, watches and stops the worker processes; see the module docstring.
+
+    Args:
+        app: The application, or a ``MODULE:APP`` string each worker imports.
+        sock: The listening socket.
+        workers: How many worker processes.
+        debug: Serve in debug mode (access log).
+        ssl: The TLS context, or ``None``.
+        name: The name of the application, for the log.
+        address: ``(scheme, host, port)``, for the start-up line.
+        options: The built-in server's options.
+        reuse_port: Give each worker its own ``SO_REUSEPORT`` socket (``sock`` is
+            traded for a placeholder).
+    """
 
     def __init__(self, app: Any, sock: socket.socket, workers: int, debug: bool,
                  ssl: Any, name: str, address: Tuple[str, str, int],
@@ -147,7 +164,11 @@ class Supervisor:
     # -- processes ------------------------------------------------------------------
 
     def spawn(self, worker: _Worker) -> None:
-        """Fork a process for ``worker``'s slot."""
+        """Fork a process for a worker's slot.
+
+        Args:
+            worker: The slot.
+        """
         assert self.sock is not None
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -257,7 +278,12 @@ class Supervisor:
         self.signals += 1
 
     def run(self) -> None:
-        """Supervise until stopped; raises ServeError when the workers cannot run."""
+        """Supervise the workers until stopped.
+
+        Raises:
+            ServeError: When the workers cannot run: a worker reported a fatal error
+                (exit status 2, as a usage error), or none could start.
+        """
         self._report_r, self._report_w = os.pipe()
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._report_r, self._wake_r, self._wake_w):
@@ -268,7 +294,7 @@ class Supervisor:
         try:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(sig, self._on_signal if sig != signal.SIGCHLD
-                              else lambda *args: None)
+                              else _ignore_signal)
             for worker in self.workers:
                 self.spawn(worker)
             self._supervise()
@@ -363,14 +389,27 @@ class Supervisor:
 def run_workers(app: Any, sock: socket.socket, workers: int, debug: bool, ssl: Any,
                 name: str, address: Tuple[str, str, int], options: Dict[str, Any],
                 reuse_port: Optional[bool] = None) -> None:
-    """Serve ``app`` (an application or ``MODULE:APP``) from ``workers`` processes
-    until SIGINT/SIGTERM or ``app.shutdown()``; ``address`` is ``(scheme, host, port)``
-    for the start-up line.
+    """Serve an application from several worker processes until stopped.
 
-    With ``reuse_port`` (the default where :func:`~microdot.listener.reuse_port_supported`,
-    when the server bound ``sock`` itself), each worker listens on its own
-    ``SO_REUSEPORT`` socket and ``sock`` is traded for a placeholder; otherwise every
-    worker accepts from ``sock``.
+    Until SIGINT, SIGTERM or ``app.shutdown()``. With ``reuse_port`` (the default
+    where :func:`~microdot.listener.reuse_port_supported`, when the server bound
+    ``sock`` itself), each worker listens on its own ``SO_REUSEPORT`` socket and
+    ``sock`` is traded for a placeholder; otherwise every worker accepts from
+    ``sock``.
+
+    Args:
+        app: An application, or a ``MODULE:APP`` string.
+        sock: The listening socket.
+        workers: How many worker processes.
+        debug: Serve in debug mode (access log).
+        ssl: The TLS context, or ``None``.
+        name: The name of the application, for the log.
+        address: ``(scheme, host, port)``, for the start-up line.
+        options: The built-in server's options.
+        reuse_port: One socket per worker (``None``: where supported).
+
+    Raises:
+        ServeError: If the platform has no ``os.fork``, or the workers cannot run.
     """
     if not hasattr(os, 'fork'):
         raise ServeError('worker processes need os.fork, which this platform lacks; run '
