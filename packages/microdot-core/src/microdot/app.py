@@ -12,6 +12,7 @@ import logging
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from .adapters import mark_coroutine_function, serve_call
 from .exceptions import HTTPException, abort as _abort
 from .helpers import iscoroutine
 from .requests import Request
@@ -553,6 +554,28 @@ class Microdot:
 
     # -- serving --------------------------------------------------------------------
 
+    #: What serves this application when an ASGI or a WSGI server calls it: the
+    #: adapter plugin's wrapper, made on the first such call (see microdot.adapters).
+    _asgi_adapter: Optional[Callable[..., Any]] = None
+    _wsgi_adapter: Optional[Callable[..., Any]] = None
+
+    def __call__(self, *args: Any) -> Any:
+        """Serve a call from an ASGI server (``scope, receive, send``) or a WSGI server
+        (``environ, start_response``) through the matching adapter plugin,
+        microdot-asgi or microdot-wsgi (see :mod:`microdot.adapters`).
+
+        Raises:
+            microdot.plugins.PluginError: that plugin is not installed (the message
+                names what to ``pip install``).
+            TypeError: a call that is neither ASGI nor WSGI.
+        """
+        count = len(args)
+        adapter = self._asgi_adapter if count == 3 else \
+            self._wsgi_adapter if count == 2 else None
+        if adapter is None:
+            return serve_call(self, args)
+        return adapter(*args)
+
     def run(self, host: str = '0.0.0.0', port: int = 5000, debug: bool = False,
             ssl: Any = None, server: Optional[str] = None,
             workers: Union[int, str, None] = None, reload: bool = False,
@@ -626,3 +649,7 @@ class Microdot:
         """Ask the running server to stop: no new connections, finish in-flight ones."""
         if self.server is not None:
             self.server.shutdown()
+
+
+# ASGI servers look at __call__ to tell ASGI 3 from ASGI 2 applications
+mark_coroutine_function(Microdot.__call__)
