@@ -1352,3 +1352,22 @@ def test_valid_requests_round_trip(request, cuts):
     expected_body = [Data(body)] if body else []
     assert events == [head] + expected_body + [EndOfMessage()] + \
         [head] + expected_body + [EndOfMessage()]
+
+
+def test_next_request_ends_a_bodiless_request_in_one_step():
+    p = RequestParser()
+    p.feed(b'GET /a HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert isinstance(p.next_event(), RequestHead)
+    assert p.next_request() == 1 and p.at_start  # nothing buffered: NEED_DATA next
+    assert p.next_event() is NEED_DATA
+    p.feed(b'GET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert p.next_event().target == '/b'
+    assert p.next_request() == 2  # the next request is buffered
+    assert p.next_event().target == '/c'
+    p.feed(b'')
+    assert p.next_request() == 2 and p.next_event() is CONNECTION_CLOSED  # EOF
+    p = RequestParser()
+    p.feed(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab')
+    p.next_event()
+    assert p.next_request() == 0  # a body: next_event() and start_next_request()
+    assert p.next_event() == Data(b'ab')

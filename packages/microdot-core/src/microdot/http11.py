@@ -371,23 +371,26 @@ class RequestParser:
             self._buf = b''
             self._pos = self._scan = 0
 
-    def next_request(self) -> bool:
+    def next_request(self) -> int:
         """After a request's head, if it has no body: end it and get ready for the
         next request at once (what ``next_event()`` returning its ``EndOfMessage``,
-        then ``start_next_request()``, do), returning True. False (nothing done) when
-        it has a body, or the request was not complete: use those two then.
+        then ``start_next_request()``, do).
+
+        Returns 0 (nothing done) when the request has a body or was not complete:
+        use those two then; 1 when done and nothing is buffered (no EOF either), so
+        ``next_event()`` would return ``NEED_DATA``; 2 when done otherwise.
         """
         if self._state != _S_EOM:
-            return False
+            return 0
         self._state = _S_HEAD
         self._empty_lines = 0
         pos = self._pos
         if pos >= len(self._buf):
             self._buf = b''
             self._pos = self._scan = 0
-        else:
-            self._scan = pos
-        return True
+            return 2 if self._eof else 1
+        self._scan = pos
+        return 2
 
     # -- events ------------------------------------------------------------
 

@@ -826,10 +826,12 @@ class HTTPConnection(asyncio.Protocol):
         try:
             parser = self.parser
             loop = self.loop
+            step = 0  # what parser.next_request() said after the last request
             while True:
                 self.idle = True
                 try:
-                    event = parser.next_event()
+                    # (1: nothing buffered, so no need to ask the parser)
+                    event = http11.NEED_DATA if step == 1 else parser.next_event()
                     if event is http11.NEED_DATA:
                         # deadlines count from the end of the last response
                         now = start = self.idle_since = loop.time()
@@ -891,7 +893,8 @@ class HTTPConnection(asyncio.Protocol):
                                        req.http_version, res.status_code)
                 if not self.keep_alive or self.lost or server.stopping:
                     return  # (a response begun before the shutdown ends the connection)
-                if not parser.next_request():  # the request had a body
+                step = parser.next_request()
+                if not step:  # the request had a body
                     event = parser.next_event()
                     if not (isinstance(event, http11.EndOfMessage) or
                             event is http11.PAUSED):
