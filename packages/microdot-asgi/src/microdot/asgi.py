@@ -46,6 +46,43 @@ class _Disconnected(Exception):
     """The client went away (``http.disconnect``)."""
 
 
+#: What an ASGI server without WebSocket support lacks, by the server's module.
+_WEBSOCKET_MISSING = {
+    'uvicorn': "uvicorn has no WebSocket implementation: pip install 'microdot-asgi[uvicorn]' "
+               "(it brings websockets), and do not start it with --ws none",
+    'granian': 'Granian was started with --no-ws: start it without',
+}
+_warned_no_websocket: List[bool] = []
+
+
+def no_websocket_support(request: Request, subprotocols: Sequence[str]) -> Any:
+    """The ``websocket_transport`` of requests that came as an ``http`` scope: the
+    server handed a WebSocket handshake over as a plain HTTP request, because it has no
+    WebSocket support (uvicorn without a WebSocket library, ``--ws none``). Refuses it
+    with ``501`` and a message naming what is missing.
+
+    Raises:
+        microdot.ws_protocol.HandshakeError: always (501).
+    """
+    from microdot.ws_protocol import HandshakeError
+    server = next((name for name in _WEBSOCKET_MISSING if name in sys.modules), None)
+    missing = _WEBSOCKET_MISSING[server] if server else \
+        'this ASGI server has no WebSocket support enabled'
+    if not _warned_no_websocket:
+        _warned_no_websocket.append(True)
+        logger.warning('WebSocket request for %s refused with 501: the server handed it '
+                       'over as plain HTTP; %s', request.path, missing)
+    raise HandshakeError(501, 'WebSocket is not available: the server handed the '
+                              'handshake over as a plain HTTP request; %s' % missing)
+
+
+class ASGIRequest(Request):
+    """A ``Request`` made by :class:`ASGIAdapter`; a WebSocket handshake that arrives
+    as an ``http`` scope is refused by :func:`no_websocket_support`."""
+
+    websocket_transport = staticmethod(no_websocket_support)
+
+
 class ASGIAdapter:
     """An ASGI 3 callable serving a ``microdot.Microdot`` application."""
 
@@ -153,7 +190,7 @@ class ASGIAdapter:
         if client is not None and type(client) is not tuple:
             client = tuple(client)
         # (positional arguments: this runs for every request)
-        req = Request(self.app, client, scope.get('method', 'GET'), url,
+        req = ASGIRequest(self.app, client, scope.get('method', 'GET'), url,
                       scope.get('http_version', '1.1'), None, None, stream, None, '', None,
                       scope.get('scheme'))
         req.header_source = (headers_from_raw, scope.get('headers') or ())
