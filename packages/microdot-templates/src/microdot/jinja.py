@@ -8,7 +8,7 @@ import asyncio
 import concurrent.futures
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from microdot.helpers import iterate_in_thread
 
@@ -76,7 +76,15 @@ def _iterate_private_loop(
 
 
 class Template:
-    """A Jinja2 template, loaded by name from the template directory."""
+    """A Jinja2 template, loaded by name from the template directory.
+
+    Args:
+        template: The template's name, relative to the template directory.
+        **kwargs: Passed to ``Environment.get_template`` (``parent``, ``globals``).
+
+    Raises:
+        jinja2.TemplateNotFound: If there is no such template.
+    """
 
     #: The Jinja2 environment shared by all templates; set by :meth:`initialize`.
     jinja_env: jinja2.Environment | None = None
@@ -85,11 +93,17 @@ class Template:
     def initialize(cls, template_dir: str | os.PathLike[str] | list[str] =
                    'templates', enable_async: bool = False,
                    **kwargs: Any) -> None:
-        """Create the Jinja2 environment; ``kwargs`` go to ``jinja2.Environment``.
+        """Create the Jinja2 environment shared by all templates.
 
-        Autoescaping is on for .html/.htm/.xml templates unless ``autoescape``
-        is given; a relative ``template_dir`` is resolved against the current
-        directory now.
+        Autoescaping is on for .html, .htm and .xml templates unless ``autoescape`` is
+        given.
+
+        Args:
+            template_dir: The template directory, or several (a relative path is
+                resolved against the current directory now).
+            enable_async: Render with Jinja2's native async mode (templates may then
+                await coroutines).
+            **kwargs: Passed to ``jinja2.Environment``.
         """
         if isinstance(template_dir, (str, os.PathLike)):
             search_path: Any = os.path.abspath(template_dir)
@@ -100,16 +114,14 @@ class Template:
         cls.jinja_env = jinja2.Environment(enable_async=enable_async, **kwargs)
 
     def __init__(self, template: str, **kwargs: Any) -> None:
-        """Load ``template``; ``kwargs`` (``parent``, ``globals``) go to
-        ``Environment.get_template``."""
         if self.jinja_env is None:
             self.initialize()
         #: The name of the template.
         self.name = template
         self._get_kwargs = kwargs
+        env = cast('jinja2.Environment', self.jinja_env)  # set by initialize()
         #: The ``jinja2.Template`` object.
-        self.template = self.jinja_env.get_template(  # type: ignore[union-attr]
-            template, **kwargs)
+        self.template = env.get_template(template, **kwargs)
 
     def _current(self) -> jinja2.Template:
         """Return the template, reloaded first if its file changed on disk.
@@ -123,7 +135,15 @@ class Template:
         return self.template
 
     def generate(self, *args: Any, **kwargs: Any) -> Iterator[str]:
-        """Return an iterator over the rendered chunks, for streaming."""
+        """Render the template as an iterator over its chunks, for streaming.
+
+        Args:
+            *args: Passed to Jinja2's ``generate`` (a dict of variables).
+            **kwargs: The template's variables.
+
+        Returns:
+            An iterator over the rendered text.
+        """
         template = self._current()
         if template.environment.is_async:
             return _iterate_private_loop(
@@ -131,22 +151,48 @@ class Template:
         return template.generate(*args, **kwargs)
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        """Render the whole template to a string."""
+        """Render the whole template.
+
+        Args:
+            *args: Passed to Jinja2's ``render`` (a dict of variables).
+            **kwargs: The template's variables.
+
+        Returns:
+            The rendered text.
+        """
         template = self._current()
         if template.environment.is_async:
             return ''.join(self.generate(*args, **kwargs))
         return template.render(*args, **kwargs)
 
     def generate_async(self, *args: Any, **kwargs: Any) -> AsyncIterator[str]:
-        """Async iterator over the chunks (native with ``enable_async=True``,
-        otherwise rendered in worker threads)."""
+        """Render the template as an async iterator over its chunks.
+
+        Native with ``enable_async=True``; otherwise the chunks are rendered in worker
+        threads, so the event loop is never blocked.
+
+        Args:
+            *args: Passed to Jinja2's ``generate`` (a dict of variables).
+            **kwargs: The template's variables.
+
+        Returns:
+            An async iterator over the rendered text.
+        """
         template = self._current()
         if template.environment.is_async:
             return template.generate_async(*args, **kwargs)
         return iterate_in_thread(lambda: template.generate(*args, **kwargs))
 
     async def render_async(self, *args: Any, **kwargs: Any) -> str:
-        """Render the whole template without blocking the event loop."""
+        """Render the whole template without blocking the event loop.
+
+        Args:
+            *args: Passed to Jinja2's ``render`` (a dict of variables).
+            **kwargs: The template's variables.
+
+        Returns:
+            The rendered text.
+        """
         template = self._current()
         if template.environment.is_async:
             return await template.render_async(*args, **kwargs)

@@ -21,7 +21,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from types import CodeType
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     'Loader', 'TemplateFunction', 'TemplateNotFoundError', 'TemplateSyntaxError',
@@ -49,7 +49,13 @@ _OPENERS = {v: k for k, v in _CLOSERS.items()}
 
 
 class TemplateSyntaxError(Exception):
-    """A template could not be compiled; names the template file and line."""
+    """A template could not be compiled; names the template file and line.
+
+    Args:
+        msg: What is wrong.
+        filename: The template's name or path.
+        lineno: The line of the template.
+    """
 
     def __init__(self, msg: str, filename: str | None = None,
                  lineno: int | None = None) -> None:
@@ -64,7 +70,12 @@ class TemplateSyntaxError(Exception):
 
 
 class TemplateNotFoundError(FileNotFoundError):
-    """A template file does not exist; carries the resolved path."""
+    """A template file does not exist; carries the resolved path.
+
+    Args:
+        name: The template's name.
+        path: The path it resolved to.
+    """
 
     def __init__(self, name: str, path: str) -> None:
         super().__init__(errno.ENOENT, f'Template {name!r} not found', path)
@@ -217,7 +228,7 @@ class _Compiler:
         return code + ('\n' if '#' in code else '')
 
     def check(self, snippet: str, lineno: int, what: str,
-              mode: str = 'exec') -> ast.AST:
+              mode: str = 'exec') -> ast.mod:
         """Parse a generated snippet, raising TemplateSyntaxError on failure."""
         try:
             return ast.parse(snippet, mode=mode)
@@ -358,9 +369,9 @@ class _Compiler:
         if not rest:
             raise self.error("'for' requires 'target in iterable'", lineno)
         header = f'for {rest}:'
-        tree = self.check(header + '\n    pass', lineno, "'for'")
-        if (len(tree.body) != 1  # type: ignore[attr-defined]
-                or not isinstance(tree.body[0], ast.For)):  # type: ignore
+        tree = cast(ast.Module, self.check(header + '\n    pass', lineno, "'for'"))
+        if (len(tree.body) != 1
+                or not isinstance(tree.body[0], ast.For)):
             raise self.error("'for' requires 'target in iterable'", lineno)
         self.open_block('for', header, lineno)
 
@@ -371,8 +382,8 @@ class _Compiler:
     def tag_set(self, rest: str, lineno: int) -> None:
         if not rest:
             raise self.error("'set' requires an assignment", lineno)
-        tree = self.check(rest, lineno, "'set'")
-        body = tree.body  # type: ignore[attr-defined]
+        tree = cast(ast.Module, self.check(rest, lineno, "'set'"))
+        body = tree.body
         if len(body) != 1 or not isinstance(
                 body[0], (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             raise self.error("'set' requires a single assignment", lineno)
@@ -404,7 +415,18 @@ class _Compiler:
 
 
 def generate_source(text: str, filename: str = '<template>') -> str:
-    """Return the Python source a template compiles to (for debugging)."""
+    """Show the Python source a template compiles to (for debugging).
+
+    Args:
+        text: The template text.
+        filename: The template's name, for error messages.
+
+    Returns:
+        The source of the module that defines the template's generator.
+
+    Raises:
+        TemplateSyntaxError: If the template does not compile.
+    """
     return _Compiler(text, filename).compile()[0]
 
 
@@ -412,8 +434,17 @@ def compile_template(text: str, filename: str = '<template>',
                      path: str | None = None) -> CodeType:
     """Compile template text to a module code object defining the generator.
 
-    ``filename`` names the template in error messages; ``path`` (default
-    ``filename``) is recorded in the code so tracebacks show template lines.
+    Args:
+        text: The template text.
+        filename: The template's name, for error messages.
+        path: Recorded in the code (default ``filename``), so that tracebacks show
+            template lines.
+
+    Returns:
+        The code object.
+
+    Raises:
+        TemplateSyntaxError: If the template does not compile.
     """
     source, linemap = _Compiler(text, filename).compile()
     try:
@@ -422,15 +453,17 @@ def compile_template(text: str, filename: str = '<template>',
         line = linemap[min(max((exc.lineno or 1) - 1, 0), len(linemap) - 1)]
         raise TemplateSyntaxError(exc.msg, filename, line) from None
     for node in ast.walk(tree):
-        lineno = getattr(node, 'lineno', None)
+        lineno: int | None = getattr(node, 'lineno', None)
         if lineno is None:
             continue
+        end_lineno: int | None = getattr(node, 'end_lineno', None)
         start = linemap[lineno - 1]
-        end = linemap[(getattr(node, 'end_lineno', None) or lineno) - 1]
-        node.lineno = start  # type: ignore[attr-defined]
-        node.end_lineno = max(start, end)  # type: ignore[attr-defined]
-        node.col_offset = -1  # type: ignore[attr-defined]
-        node.end_col_offset = -1  # type: ignore[attr-defined]
+        end = linemap[(end_lineno or lineno) - 1]
+        located: Any = node  # (the nodes that have a line number have these four)
+        located.lineno = start
+        located.end_lineno = max(start, end)
+        located.col_offset = -1
+        located.end_col_offset = -1
     try:
         return compile(tree, path or filename, 'exec', dont_inherit=True)
     except SyntaxError as exc:
@@ -462,6 +495,11 @@ class TemplateFunction:
     """A loaded template: call it with the template's arguments to get chunks.
 
     Each call checks (one ``stat``) whether the file changed and recompiles it.
+
+    Args:
+        loader: The loader it came from.
+        name: The template's name.
+        path: The template file.
     """
 
     __slots__ = ('loader', 'name', 'path')
@@ -472,9 +510,24 @@ class TemplateFunction:
         self.path = path
 
     def __call__(self, *args: Any, **kwargs: Any) -> Iterator[str]:
+        """Render the template (recompiled first if its file changed).
+
+        Args:
+            *args: The template's positional arguments (its ``{% args %}``).
+            **kwargs: The template's keyword arguments.
+
+        Returns:
+            An iterator over the rendered text.
+
+        Raises:
+            TemplateNotFoundError: If the template file was removed.
+            TemplateSyntaxError: If the changed template does not compile.
+        """
         loader = self.loader
-        loader._epoch += 1
-        return loader._fresh(self.name, self.path).func(*args, **kwargs)
+        # (a loaded template is part of its loader)
+        loader._epoch += 1  # pyright: ignore[reportPrivateUsage]
+        return loader._fresh(  # pyright: ignore[reportPrivateUsage]
+            self.name, self.path).func(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f'<TemplateFunction {self.name!r} from {self.path!r}>'
@@ -483,8 +536,15 @@ class TemplateFunction:
 class Loader:
     """Loads, compiles and caches templates from a directory.
 
-    Compiled code is kept in memory and, when ``cache_dir`` is given, on disk;
-    both are invalidated when the template file's mtime or size changes.
+    Compiled code is kept in memory and, when ``cache_dir`` is given, on disk; both
+    are invalidated when the template file's mtime or size changes.
+
+    Args:
+        template_dir: The template directory (a relative path is resolved now).
+        cache_dir: A directory for the disk cache, outside the template directory.
+
+    Raises:
+        ValueError: If ``cache_dir`` is inside the template directory.
     """
 
     def __init__(self, template_dir: str = 'templates',
@@ -508,8 +568,19 @@ class Loader:
         self._epoch = 0
 
     def resolve(self, name: str) -> str:
-        """Return the absolute path of a template, refusing names that escape."""
-        if not isinstance(name, str) or not name:
+        """Return the absolute path of a template, refusing names that escape its directory.
+
+        Args:
+            name: The template's name, relative to the template directory.
+
+        Returns:
+            The path.
+
+        Raises:
+            ValueError: For an empty or absolute name, or one that leads outside the
+                template directory.
+        """
+        if not isinstance(name, str) or not name:  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ValueError(f'invalid template name {name!r}')
         if '\0' in name or os.path.isabs(name) or name.startswith(('/', '\\')) \
                 or os.path.splitdrive(name)[0]:
@@ -524,7 +595,19 @@ class Loader:
         return path
 
     def load(self, name: str) -> TemplateFunction:
-        """Compile (or fetch from cache) a template and return its callable."""
+        """Compile (or fetch from the cache) a template and return its callable.
+
+        Args:
+            name: The template's name, relative to the template directory.
+
+        Returns:
+            The template, to call with its arguments.
+
+        Raises:
+            ValueError: For a name that escapes the template directory.
+            TemplateNotFoundError: If there is no such template.
+            TemplateSyntaxError: If the template does not compile.
+        """
         function = self._functions.get(name)
         if function is None:
             function = TemplateFunction(self, name, self.resolve(name))
@@ -636,7 +719,7 @@ class Loader:
         data = _CACHE_MAGIC + _CACHE_HEADER.pack(
             CODE_FORMAT, st.st_mtime_ns, st.st_size) + marshal.dumps(code)
         try:
-            os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
+            os.makedirs(cast(str, self.cache_dir), exist_ok=True)  # (set when caching)
             fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix='.tmp')
             try:
                 with os.fdopen(fd, 'wb') as f:
