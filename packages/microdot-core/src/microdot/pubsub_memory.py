@@ -78,11 +78,17 @@ class MemoryBroker:
         self.loop = asyncio.get_running_loop()
         self.channels: Set[str] = set()
 
-    def deliver(self, channel: str, event_id: Optional[str], payload: bytes) -> bool:
-        """Schedule a message for this broker's loop (bus lock held); False if the
-        loop is closed."""
+    def deliver(self, current: asyncio.AbstractEventLoop, channel: str,
+                event_id: Optional[str], payload: bytes) -> bool:
+        """Schedule a message for this broker's loop (bus lock held, so every loop
+        gets the messages in one order); False if the loop is closed."""
+        loop = self.loop
         try:
-            self.loop.call_soon_threadsafe(self.listener.message, channel, event_id, payload)
+            if loop is current:  # no wake-up needed: the loop is running this
+                loop.call_soon(self.listener.message, channel, event_id, payload)
+            else:
+                loop.call_soon_threadsafe(self.listener.message, channel, event_id,
+                                          payload)
         except RuntimeError:  # closed loop (a thread that ended)
             return False
         return True
@@ -104,6 +110,7 @@ class MemoryBroker:
     async def publish(self, channel: str, payload: bytes,
                       retention: Optional[int]) -> Optional[str]:
         bus = self.bus
+        current = asyncio.get_running_loop()
         event_id: Optional[str] = None
         with bus.lock:
             if retention:
@@ -113,7 +120,7 @@ class MemoryBroker:
                     kept = bus.retained[channel] = deque(kept or (), maxlen=retention)
                 kept.append((key, event_id, payload))
             gone = [sub for sub in bus.subscribers.get(channel, ())
-                    if not sub.deliver(channel, event_id, payload)]
+                    if not sub.deliver(current, channel, event_id, payload)]
             for sub in gone:
                 bus.subscribers[channel].discard(sub)
         return event_id
