@@ -279,3 +279,58 @@ def test_cli_access_log_option_is_refused_by_servers_without_it():
     assert proc.returncode == 2
     assert "the 'wsgiref' server does not support --no-access-log; servers that " \
         "support it: builtin" in proc.stderr
+
+
+# -- servers whose plugin is installed but not the server (issue #18) -------------------
+
+BLOCK_IMPORTS = '''
+import sys
+
+class Blocked:
+    """Makes the named top-level packages look uninstalled."""
+    names = set(sys.argv[1].split(','))
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in self.names:
+            raise ModuleNotFoundError('No module named %r' % name, name=name)
+        return None
+
+sys.meta_path.insert(0, Blocked())
+from microdot.cli import main
+sys.exit(main(sys.argv[2:]))
+'''
+
+
+def cli_without(packages, *args):
+    return subprocess.run([sys.executable, '-c', BLOCK_IMPORTS, ','.join(packages), *args],
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=60)
+
+
+def test_cli_plugins_marks_a_server_whose_package_is_missing():
+    proc = cli_without(['hypercorn', 'waitress'], 'plugins')
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "hypercorn (not installed: pip install 'microdot-asgi[hypercorn]')" in out
+    assert "waitress (not installed: pip install 'microdot-wsgi[waitress]')" in out
+    listed = [item for line in out.splitlines() if line.strip().startswith('servers:')
+              for item in line.split(':', 1)[1].strip().split(', ')]
+    # the servers that are installed are listed as before, without a mark
+    for name in ('uvicorn', 'gunicorn', 'builtin', 'wsgiref', 'granian'):
+        assert name in listed, listed
+
+
+def test_cli_plugins_lists_installed_servers_unmarked():
+    proc = cli('plugins')
+    assert proc.returncode == 0, proc.stderr
+    assert 'not installed' not in proc.stdout
+    assert 'granian' in proc.stdout
+
+
+def test_server_missing_hint_names_the_plugins_extra():
+    from microdot.cli import server_missing
+    info = plugins.PluginInfo('servers', 'granian', 'x:y', 'microdot-wsgi', '0.1.0')
+    assert server_missing(info) is None  # installed in the test environment
+    info = plugins.PluginInfo('servers', 'builtin', 'x:y', 'microdot-core', '0.1.0')
+    assert server_missing(info) is None  # nothing to install
+    info = plugins.PluginInfo('templates', 'jinja', 'x:y', 'microdot-templates', '0.1.0')
+    assert server_missing(info) is None  # servers only

@@ -186,6 +186,29 @@ def _safe_load(name: str) -> Any:
         return None
 
 
+def server_missing(info: plugins.PluginInfo) -> Optional[str]:
+    """What to install when ``info`` is a server plugin whose server package is not
+    installed (``pip install 'microdot-asgi[hypercorn]'``), else None."""
+    package = SERVER_PACKAGES.get(info.name) if info.kind == 'servers' else None
+    if package is None:
+        return None
+    import importlib.util
+    try:
+        if importlib.util.find_spec(package) is not None:
+            return None
+    except (ImportError, ValueError):  # a broken package counts as missing
+        pass
+    extra = ('%s[%s]' % (info.distribution, info.name) if info.distribution
+             else plugins.KNOWN_PROVIDERS['servers'].get(info.name, package))
+    return "pip install '%s'" % extra
+
+
+def _describe(info: plugins.PluginInfo) -> str:
+    """A plugin's name as ``microdot plugins`` lists it, with what is missing."""
+    missing = server_missing(info)
+    return info.name if missing is None else '%s (not installed: %s)' % (info.name, missing)
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from importlib.metadata import PackageNotFoundError, distributions, version
     family = {}
@@ -203,7 +226,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print('%s %s' % (dist_name, family[dist_name]))
         provided = [i for i in infos if (i.distribution or '').lower() == dist_name.lower()]
         for kind in plugins.GROUPS:
-            names = sorted(i.name for i in provided if i.kind == kind)
+            names = sorted(_describe(i) for i in provided if i.kind == kind)
             if names:
                 print('  %-10s %s' % (kind + ':', ', '.join(names)))
     orphans = [i for i in infos if not i.distribution or i.distribution not in family]
