@@ -53,6 +53,8 @@ return id
 """
 
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+#: (untyped in some redis-py versions)
+_no_backoff: Any = NoBackoff
 
 
 def _text(value: Any) -> str:
@@ -84,7 +86,7 @@ class RedisBroker:
         self.reconnect_max = reconnect_max
         options.setdefault('socket_connect_timeout', timeout)
         options.setdefault('socket_timeout', timeout)
-        options.setdefault('retry', Retry(NoBackoff(), 0))
+        options.setdefault('retry', Retry(_no_backoff(), 0))  # commands are not retried
         options['decode_responses'] = False  # payloads are bytes
         options['protocol'] = 2  # pub/sub messages as replies (RESP3 makes them pushes)
         self.pool: Any = aioredis.ConnectionPool.from_url(url, **options)
