@@ -288,3 +288,39 @@ def test_leaving_and_closing_release_the_redis_connections(redis_server):
     run(main())
     with redis_server.client() as c:
         assert c.pubsub_numsub(name + 'c') == [((name + 'c').encode(), 0)]
+
+
+def test_rediss_url_over_tls(tmp_path):
+    """``rediss://``: TLS to a redis-server started with a test certificate."""
+    import shutil
+    import subprocess
+
+    from pubsub_redis import RedisServer
+    openssl = shutil.which('openssl')
+    if openssl is None:
+        pytest.skip('the openssl command is needed to make a test certificate')
+    cert, key = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+    subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+                    '-keyout', str(key), '-out', str(cert), '-subj', '/CN=127.0.0.1',
+                    '-addext', 'subjectAltName=IP:127.0.0.1'], check=True,
+                   capture_output=True, timeout=60)
+    server = RedisServer(tmp_path)
+    server.extra_args = ['--port', '0', '--tls-port', str(server.port),
+                         '--tls-cert-file', str(cert), '--tls-key-file', str(key),
+                         '--tls-ca-cert-file', str(cert), '--tls-auth-clients', 'no']
+    server.start(probe=False)
+
+    async def main():
+        pubsub = PubSub(None, 'rediss://127.0.0.1:%d/0' % server.port,
+                        ssl_ca_certs=str(cert), durable={'secure': 10})
+        async with pubsub.subscribe('secure') as sub:
+            event_id = await pubsub.publish('secure', 'over TLS')
+            got = await sub.get(5)
+        await pubsub.close()
+        return event_id, got
+
+    try:
+        event_id, got = run(main())
+    finally:
+        server.stop()
+    assert got.data == 'over TLS' and got.id == event_id
