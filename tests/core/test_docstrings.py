@@ -45,7 +45,7 @@ PHASE2_PENDING = {
     'microdot.plugins', 'microdot.cli', 'microdot.microdot', 'microdot.asgi',
     'microdot.wsgi', 'microdot.wsgi_uwsgi', 'microdot.wsgi_uwsgi_server',
     'microdot.pubsub', 'microdot.pubsub_hub', 'microdot.pubsub_memory',
-    'microdot.redis_broker',
+    'microdot.redis_broker', 'microdot.adapters', 'microdot.wsgi_granian',
 }
 
 SECTIONS = ('Args', 'Arguments', 'Attributes', 'Returns', 'Yields', 'Raises',
@@ -57,9 +57,10 @@ _NONE_RETURNS = {'None', 'NoReturn', 'Never', 'typing.NoReturn', 'typing.Never'}
 
 
 def public_modules() -> List[str]:
-    """The public modules of every installed package of the family."""
-    return sorted('microdot.' + info.name for info in pkgutil.iter_modules(microdot.__path__)
-                  if not info.name.startswith('_'))
+    """The package and the public modules of every installed package of the family."""
+    return ['microdot'] + sorted(
+        'microdot.' + info.name for info in pkgutil.iter_modules(microdot.__path__)
+        if not info.name.startswith('_'))
 
 
 def parse_docstring(doc: str) -> Tuple[List[str], Dict[str, List[str]]]:

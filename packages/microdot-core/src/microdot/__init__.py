@@ -33,7 +33,7 @@ def _warn_if_upstream_installed() -> None:
             dirs.append(os.path.dirname(os.path.abspath(other)))
     found = False
     upstream: str | None = None
-    family = []
+    family: list[str] = []
     for directory in dirs:
         try:
             with os.scandir(directory) as entries:
@@ -61,7 +61,8 @@ def _warn_if_upstream_installed() -> None:
 _warn_if_upstream_installed()
 del _warn_if_upstream_installed
 
-from .app import Microdot, invoke_handler  # noqa: E402,F401
+from .app import Microdot  # noqa: E402
+from .app import invoke_handler as invoke_handler  # noqa: E402 (Microdot has it here)
 from .exceptions import HTTPException, abort  # noqa: E402
 from .helpers import iscoroutine  # noqa: E402
 from .requests import Request  # noqa: E402
@@ -75,10 +76,13 @@ __all__ = ['Microdot', 'Request', 'Response', 'abort', 'redirect', 'send_file',
            'URLPattern', 'AsyncBytesIO', 'iscoroutine', 'HTTPException', 'MultiDict',
            'NoCaseDict', 'urlencode', 'urldecode', '__version__']
 
+#: The installed microdot-core version (read from its metadata on first access).
+__version__: str
+
 
 def _read_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
     try:
-        from importlib.metadata import PackageNotFoundError, version
         return version('microdot-core')
     except PackageNotFoundError:  # running from a source tree that is not installed
         return '0+unknown'
