@@ -1,0 +1,75 @@
+"""Application served by real Granian processes (and other servers) in the tests.
+
+``MICRODOT_TEST_FLAVOR`` picks the class: ``asgi`` (``microdot.asgi.Microdot``),
+``wsgi`` (``microdot.wsgi.Microdot``) or ``plain`` (``microdot.Microdot``, served
+through the adapter plugins). What the hooks see is appended to the file named by
+``MICRODOT_TEST_EVENTS``.
+"""
+import asyncio
+import os
+
+FLAVOR = os.environ.get('MICRODOT_TEST_FLAVOR', 'plain')
+if FLAVOR == 'asgi':
+    from microdot.asgi import Microdot
+elif FLAVOR == 'wsgi':
+    from microdot.wsgi import Microdot
+else:
+    from microdot import Microdot
+from microdot.sse import with_sse  # noqa: E402
+from microdot.websocket import with_websocket  # noqa: E402
+
+EVENTS_FILE = os.environ.get('MICRODOT_TEST_EVENTS')
+
+
+def record(event):
+    if EVENTS_FILE:
+        with open(EVENTS_FILE, 'a') as f:
+            f.write(event + '\n')
+
+
+app = Microdot()
+
+
+@app.on_startup
+def started():
+    record('startup %d' % os.getpid())
+
+
+@app.on_shutdown
+def stopped():
+    record('shutdown %d' % os.getpid())
+
+
+@app.route('/')
+def index(req):
+    return 'Hello, World!'
+
+
+@app.route('/pid')
+async def pid(req):
+    return {'pid': os.getpid(), 'flavor': FLAVOR, 'class': type(app).__module__}
+
+
+@app.route('/stream')
+async def stream(req):
+    count = int(req.args.get('n', 3))
+
+    async def gen():
+        for i in range(count):
+            yield 'chunk %d\n' % i
+            await asyncio.sleep(0.05)
+    return gen()
+
+
+@app.route('/sse')
+@with_sse
+async def sse(req, sse):
+    for i in range(int(req.args.get('n', 3)), 0, -1):
+        await sse.send({'left': i}, event='count')
+
+
+@app.route('/echo')
+@with_websocket
+async def echo(req, ws):
+    while True:
+        await ws.send(await ws.receive())

@@ -1,0 +1,102 @@
+"""microdot-asgi under real Granian processes (``--interface asgi``) on 127.0.0.1:
+the seed's examples verbatim, ``microdot run --server granian`` with streaming, SSE,
+WebSocket and lifespan hooks, and ``--workers 2``."""
+import signal
+
+import pytest
+
+from support import LiveServerProcess, ServerProcess, free_port, serve
+from serving_checks import (APPS, EXAMPLES, check_echo, check_hello, check_sse,
+                            check_stream, granian_cmd, hook_pids, interrupt_group,
+                            microdot_run_cmd, wait_for_hooks, worker_pids)
+
+
+def test_seed_hello_example_runs_verbatim():
+    port = free_port()
+    with serve(granian_cmd('asgi', port, 'hello_asgi:app'), port, cwd=EXAMPLES) as server:
+        check_hello(server.url)
+
+
+def test_seed_echo_example_runs_verbatim():
+    port = free_port()
+    with serve(granian_cmd('asgi', port, 'echo_asgi:app'), port, cwd=EXAMPLES) as server:
+        import httpx
+        page = httpx.get(server.url + '/', timeout=10)
+        assert page.status_code == 200 and '<html' in page.text.lower()
+        check_echo('ws://127.0.0.1:%d' % port)
+
+
+@pytest.fixture
+def events(tmp_path):
+    return str(tmp_path / 'events.txt')
+
+
+def test_microdot_run_granian_serves_everything_and_runs_the_lifespan_hooks(events):
+    port = free_port()
+    server = LiveServerProcess(microdot_run_cmd(port, 'granian_app:app', '--server', 'granian'),
+                               port, cwd=APPS, env={'MICRODOT_TEST_EVENTS': events,
+                                                    'MICRODOT_TEST_FLAVOR': 'asgi'})
+    try:
+        server.wait_ready()
+        assert len(wait_for_hooks(events, 'startup', 1)) == 1  # lifespan.startup
+        check_hello(server.url)
+        chunks = check_stream(server.url, n=4)
+        assert chunks[-1][0] - chunks[0][0] >= 0.1  # produced over time, sent as produced
+        check_sse(server.url)
+        check_echo('ws://127.0.0.1:%d' % port)
+        import httpx
+        assert httpx.get(server.url + '/pid', timeout=10).json()['class'] == 'microdot.asgi'
+        assert hook_pids(events, 'shutdown') == []
+        assert server.stop(signal.SIGTERM) == 0, server.output
+    finally:
+        server.stop()
+    assert 'Traceback' not in server.output, server.output
+    # lifespan.shutdown ran in the worker that started
+    assert hook_pids(events, 'shutdown') == hook_pids(events, 'startup')
+
+
+def test_microdot_run_granian_two_workers(events):
+    port = free_port()
+    cmd = microdot_run_cmd(port, 'granian_app:app', '--server', 'granian', '--workers', '2')
+    server = ServerProcess(cmd, port, cwd=APPS, env={'MICRODOT_TEST_EVENTS': events,
+                                                     'MICRODOT_TEST_FLAVOR': 'plain'})
+    try:
+        server.wait_ready()
+        started = wait_for_hooks(events, 'startup', 2)
+        assert len(set(started)) == 2, started  # one lifespan per worker
+        pids = worker_pids(server.url, 2)
+        assert pids == set(started), (pids, started)
+        assert server.proc.pid not in pids  # the workers are not the main process
+        check_echo('ws://127.0.0.1:%d' % port)
+        assert server.stop(signal.SIGTERM) == 0, server.output
+    finally:
+        server.stop()
+    assert sorted(hook_pids(events, 'shutdown')) == sorted(started)
+
+
+def test_ctrl_c_stops_granian_asgi(events):
+    """SIGINT to the whole process group, as a terminal's Ctrl+C: a clean stop."""
+    port = free_port()
+    server = ServerProcess(granian_cmd('asgi', port, 'granian_app:app', '--workers', '2'), port,
+                           cwd=APPS, env={'MICRODOT_TEST_EVENTS': events,
+                                          'MICRODOT_TEST_FLAVOR': 'asgi'})
+    try:
+        server.wait_ready()
+        assert len(wait_for_hooks(events, 'startup', 2)) == 2
+        check_hello(server.url)
+        assert interrupt_group(server) == 0
+    finally:
+        server.stop()
+    assert len(hook_pids(events, 'shutdown')) == 2
+
+
+def test_microdot_run_granian_threads_need_the_wsgi_interface():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-m', 'microdot', 'run', 'granian_app:app',
+                           '--server', 'granian', '--interface', 'asgi', '--threads', '4',
+                           '--port', str(free_port())],
+                          cwd=APPS, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == ("microdot: error: --threads applies to Granian's WSGI interface "
+                           "only: add --interface wsgi (interface='wsgi')\n")
