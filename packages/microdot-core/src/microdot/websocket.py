@@ -565,7 +565,7 @@ class WebSocket:
 
         Args:
             subprotocols: The subprotocols the application supports; the first one the
-                client offers is selected (:attr:`subprotocol`).
+                client offers is selected (``ws.subprotocol``).
             max_message_length: The largest message accepted (see
                 :func:`message_size_limit`).
 
