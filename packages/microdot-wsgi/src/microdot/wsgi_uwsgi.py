@@ -16,7 +16,10 @@ text and binary messages alike over as bytes, answers pings with an empty pong,
 answers a Close with a bare Close (no code), ignores reserved bits and opcodes, checks
 its size limit (``--websockets-max-size``) per frame instead of per message, and keeps
 a fragmented message's parts in one buffer per process, shared by the worker's
-threads. Its automatic pings (``--websockets-ping-freq``) are therefore not sent.
+threads. As with that API, the session pings the client every
+``--websockets-ping-freq`` seconds (30 by default, 0: never), which keeps uWSGI's HTTP
+router (``--http-timeout``, 60 s) and proxies from cutting a quiet session; unlike it,
+a missing pong does not end the session.
 
 Under uWSGI's HTTP router (``--http``) the router must be told to pass WebSocket
 connections through (``--http-websockets``), else the client's frames never reach the
@@ -27,6 +30,8 @@ thread (``--threads``) for as long as it lasts.
 """
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 import os
 import socket
@@ -34,11 +39,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from microdot import ws_protocol as wsp
 from microdot.requests import Request
-from microdot.websocket import FramedTransport
+from microdot.websocket import FramedTransport, WebSocketError
 from microdot.wsgi import SocketStream, SocketTakeover
 
-__all__ = ['UwsgiTakeover', 'UwsgiTransport', 'websocket_problem', 'master_pid',
-           'load_application', 'APP_VARIABLE', 'SUPERVISOR_VARIABLE']
+__all__ = ['UwsgiTakeover', 'UwsgiTransport', 'websocket_problem', 'ping_interval',
+           'master_pid', 'load_application', 'APP_VARIABLE', 'SUPERVISOR_VARIABLE']
 
 logger = logging.getLogger('microdot.wsgi')
 
@@ -48,12 +53,16 @@ APP_VARIABLE = 'MICRODOT_UWSGI_APP'
 #: Environment variable holding the pid of the ``microdot run --server uwsgi``
 #: process supervising uWSGI, whose SIGTERM stops it gracefully.
 SUPERVISOR_VARIABLE = 'MICRODOT_UWSGI_SUPERVISOR'
+#: Seconds between two pings when ``--websockets-ping-freq`` is not given (uWSGI's
+#: own default).
+DEFAULT_PING_INTERVAL = 30
+
+Headers = List[Tuple[str, str]]
 
 
 def _uwsgi() -> Any:
-    """The ``uwsgi`` module of the running uWSGI process."""
-    import uwsgi  # only importable inside uWSGI
-    return uwsgi
+    """The ``uwsgi`` module of the running uWSGI process (it exists only there)."""
+    return importlib.import_module('uwsgi')
 
 
 def _option(name: str) -> Any:
@@ -76,20 +85,58 @@ def websocket_problem(environ: Dict[str, Any]) -> Optional[str]:
 
 
 class UwsgiTransport(FramedTransport):
-    """:class:`FramedTransport` whose ``101`` answer uWSGI sends (see module doc)."""
+    """:class:`FramedTransport` whose ``101`` answer uWSGI sends (see module doc), and
+    which pings the client every ``ping_interval`` seconds while the session lasts,
+    as uWSGI's own WebSocket API does, so that uWSGI's HTTP router (``--http-timeout``)
+    and proxies do not take a quiet session for a dead one."""
 
-    def __init__(self, stream: SocketStream, send_head: Callable[[List[Tuple[str, str]]], None],
-                 accept_key: str) -> None:
+    def __init__(self, stream: SocketStream, send_head: Callable[[Headers], None],
+                 accept_key: str, ping_interval: Optional[float] = None) -> None:
         super().__init__(stream, stream, accept_key=accept_key)
         self._send_head = send_head
+        #: Seconds between two pings (``None`` or 0: no pings).
+        self.ping_interval = ping_interval
+        self._pinger: Optional[asyncio.Task] = None
 
     async def accept(self, subprotocol: Optional[str] = None,
                      headers: Sequence[Tuple[str, str]] = ()) -> None:
         """Have uWSGI send ``101 Switching Protocols`` (with ``subprotocol`` and
-        ``headers``)."""
+        ``headers``), then start the pings."""
         assert self.accept_key is not None
         self._send_head(wsp.handshake_response_headers(self.accept_key, subprotocol)
                         + list(headers))
+        if self.ping_interval:
+            self._pinger = asyncio.ensure_future(self._ping_every(self.ping_interval))
+
+    async def _ping_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.closed or self.conn.close_sent:
+                return
+            try:
+                await self.ping(b'')
+            except WebSocketError:
+                return
+
+    def stop_pinging(self) -> None:
+        """Stop the pings (called once the session is over, outside the event loop)."""
+        pinger, self._pinger = self._pinger, None
+        if pinger is not None and not pinger.done():
+            pinger.cancel()
+            loop = pinger.get_loop()
+            if not loop.is_running() and not loop.is_closed():
+                loop.run_until_complete(asyncio.wait({pinger}))
+
+
+def ping_interval() -> Optional[float]:
+    """Seconds between the pings of a session: uWSGI's ``--websockets-ping-freq``
+    (30 unless set; 0 turns them off)."""
+    value = _option('websockets-ping-freq')
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value.strip().isdigit():
+        return float(value) or None
+    return float(DEFAULT_PING_INTERVAL)
 
 
 class UwsgiTakeover(SocketTakeover):
@@ -116,10 +163,11 @@ class UwsgiTakeover(SocketTakeover):
         sock = self._sock = socket.socket(fileno=os.dup(_uwsgi().connection_fd()))
         self._timeout = sock.gettimeout()
         self.stream = SocketStream(sock)
-        self.transport = UwsgiTransport(self.stream, self._send_head, accept)
+        self.transport = UwsgiTransport(self.stream, self._send_head, accept,
+                                        ping_interval())
         return self.transport
 
-    def _send_head(self, headers: List[Tuple[str, str]]) -> None:
+    def _send_head(self, headers: Headers) -> None:
         """Send the ``101`` answer through uWSGI, then switch the socket to
         non-blocking for the session."""
         write = self.start_response('101 Switching Protocols', headers)
@@ -132,6 +180,8 @@ class UwsgiTakeover(SocketTakeover):
         """End the session (see :meth:`SocketTakeover.release`) and drop our
         descriptor of the connection."""
         try:
+            if isinstance(self.transport, UwsgiTransport):
+                self.transport.stop_pinging()
             super().release(code)
         finally:
             if self._sock is not None:

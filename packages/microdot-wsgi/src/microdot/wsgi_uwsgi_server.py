@@ -1,24 +1,28 @@
 """``microdot run MODULE:APP --server uwsgi``: uWSGI, with graceful stops.
 
 The command starts the ``uwsgi`` program (from ``pip install 'microdot-wsgi[uwsgi]'``)
-with its HTTP router on HOST:PORT (``--http``, with ``--http-websockets`` so
-WebSocket routes work), a master process, ``--workers`` processes of ``--threads``
-threads each, and stays in front of it:
+with its HTTP router on HOST:PORT (``--http``; ``--http-websockets`` so WebSocket
+routes work, ``--http-keepalive --http-auto-chunked`` so clients keep their
+connections), a master process, ``--workers`` processes of ``--threads`` threads
+each, and stays in front of it:
 
 * SIGTERM or SIGINT (Ctrl+C) stops uWSGI gracefully: it accepts no new requests, the
   requests in progress complete, then it exits. uWSGI 2.0 offers that only through
   its master FIFO (``q``), with no time limit, so after ``graceful_timeout`` seconds
   (uWSGI's ``--worker-reload-mercy``, 30 unless ``UWSGI_WORKER_RELOAD_MERCY`` says
   otherwise) what is left is stopped. A second signal stops at once.
-* SIGHUP is passed on: uWSGI's graceful reload (new workers with the new code, the
-  requests in progress complete first).
+* SIGHUP reloads the application gracefully: uWSGI's chain reload (FIFO command
+  ``c``) replaces the workers one at a time, each once its requests in progress are
+  complete (within the same time limit), and the new ones import the application
+  anew (``--lazy-apps``), so the new code is served while the service continues.
 * The ``uwsgi`` processes run in their own process group, so Ctrl+C reaches this
   process only, and they stop if this process dies.
 
-uWSGI's own signals, for those who run it directly: SIGHUP reloads gracefully; with
-``--die-on-term`` (given here) SIGTERM stops at once, cutting requests in progress
-(without it SIGTERM reloads, at once); SIGINT stops at once. Any other uWSGI option
-can be given through its environment variables (``UWSGI_HARAKIRI=60``, ...).
+uWSGI's own signals, for those who run it directly: SIGHUP reloads everything,
+restarting the master and the HTTP router too, which drops the connections they carry;
+with ``--die-on-term`` (given here) SIGTERM stops at once, cutting requests in
+progress (without it SIGTERM reloads, at once); SIGINT stops at once. Any other uWSGI
+option can be given through its environment variables (``UWSGI_HARAKIRI=60``, ...).
 """
 from __future__ import annotations
 
@@ -105,8 +109,11 @@ class _Supervisor:
     def handle(self, signum: int, frame: Optional[FrameType] = None) -> None:
         """Signal handler: SIGHUP reloads, SIGTERM/SIGINT stop (the second at once)."""
         if signum == signal.SIGHUP:
-            logger.info('Reloading uWSGI gracefully')
-            self._signal_master(signal.SIGHUP)
+            if self.stopping:
+                return
+            logger.info('Reloading the application: uWSGI replaces its workers one by one')
+            if not self._fifo_command(b'c'):
+                self._signal_master(signal.SIGHUP)
         elif self.stopping:
             self.stop_now()
         else:
@@ -124,20 +131,27 @@ class _Supervisor:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def _fifo_command(self, command: bytes) -> bool:
+    def _fifo_command(self, command: bytes, attempts: int = 25) -> bool:
         """Write ``command`` to uWSGI's master FIFO; False if the master is not
-        reading it (yet)."""
-        try:
-            fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:  # ENXIO: no reader; ENOENT: not created yet
-            return False
-        try:
-            os.write(fd, command)
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
-        return True
+        reading it (still starting, or gone). The master makes the FIFO anew after
+        each command, so a command that follows another closely may wait a little."""
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(0.02)
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader; ENOENT: not created (yet)
+                if self.proc.poll() is not None:
+                    return False
+                continue
+            try:
+                os.write(fd, command)
+                return True
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+        return False
 
     def stop_gracefully(self) -> None:
         """Have uWSGI finish the requests in progress and exit (bounded in time)."""
@@ -219,11 +233,10 @@ class UwsgiServer:
         if workers in ('auto', 0):
             workers = os.cpu_count() or 1
         cmd = [uwsgi_binary(), '--master', '--http', address, '--http-websockets',
-               '--eval', _LOADER, '--need-app',
-               '--enable-threads', '--single-interpreter', '--die-on-term',
-               '--master-fifo', fifo, '--buffer-size', '32768', '--ignore-sigpipe',
-               '--ignore-write-errors', '--disable-write-exception',
-               '--processes', str(workers or 1)]
+               '--http-keepalive', '--http-auto-chunked', '--eval', _LOADER, '--need-app', '--lazy-apps', '--enable-threads',
+               '--single-interpreter', '--die-on-term', '--master-fifo', fifo,
+               '--buffer-size', '32768', '--ignore-sigpipe', '--ignore-write-errors',
+               '--disable-write-exception', '--processes', str(workers or 1)]
         if 'UWSGI_WORKER_RELOAD_MERCY' not in os.environ:
             cmd += ['--worker-reload-mercy', str(self.graceful_timeout)]
         if threads and threads > 1:

@@ -1,0 +1,344 @@
+"""microdot-wsgi under real uWSGI processes, started as users start them (``uwsgi
+--http ... --module app:app``): HTTP, streaming, SSE, threads, processes and WebSocket
+(microdot.wsgi_uwsgi), through uWSGI's HTTP router (``--http`` with
+``--http-websockets``) and with the workers speaking HTTP themselves
+(``--http-socket``, as behind a proxy).
+
+``microdot run --server uwsgi`` (graceful stop and reload) is tested in
+test_uwsgi_server.py.
+"""
+import base64
+import hashlib
+import os
+import socket
+import sys
+import time
+from contextlib import ExitStack
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+from microdot import ws_protocol as wsp
+from microdot.wsgi_uwsgi_server import uwsgi_binary
+from support import ROOT, free_port, serve
+
+APPS = str(ROOT / 'tests' / 'apps')
+EXAMPLES = str(ROOT / 'examples')
+MODES = ['router', 'http-socket']
+
+
+def uwsgi(port, module, *extra, mode='router'):
+    """A uWSGI command line serving ``module`` on ``127.0.0.1:port``."""
+    address = '127.0.0.1:%d' % port
+    listen = ['--http', address, '--http-websockets', '--http-keepalive',
+              '--http-auto-chunked'] if mode == 'router' else ['--http-socket', address]
+    cmd = [uwsgi_binary(), '--master', '--die-on-term', '--need-app', '--enable-threads',
+           '--single-interpreter', '--disable-logging', *listen, '--module', module, *extra]
+    if sys.prefix != sys.base_prefix:
+        cmd += ['--virtualenv', sys.prefix]
+    return cmd
+
+
+def ws_url(server, path):
+    return 'ws://%s:%d%s' % (server.host, server.port, path)
+
+
+def client(**kwargs):
+    """An httpx client that does not reuse connections: uWSGI's ``--http-socket``
+    closes the connection after each response without saying so (no
+    ``Connection: close``), so a reused one may be gone already."""
+    return httpx.Client(timeout=10, headers={'Connection': 'close'}, **kwargs)
+
+
+@pytest.fixture(scope='module', params=MODES)
+def server(request):
+    """``wsgi_ws_app`` with 8 threads in one worker."""
+    port = free_port()
+    with serve(uwsgi(port, 'wsgi_ws_app:app', '--threads', '8', mode=request.param), port,
+               cwd=APPS) as proc:
+        proc.mode = request.param
+        yield proc
+
+
+# -- HTTP, streaming, SSE -----------------------------------------------------------------
+
+@pytest.mark.parametrize('mode', MODES)
+def test_seed_hello_example(mode):
+    port = free_port()
+    with serve(uwsgi(port, 'hello_wsgi:app', mode=mode), port, cwd=EXAMPLES) as srv:
+        res = httpx.get(srv.url + '/', timeout=10)
+        assert res.status_code == 200 and res.text == 'Hello, World!'
+        assert res.headers['content-type'] == 'text/plain; charset=UTF-8'
+        assert httpx.get(srv.url + '/nowhere', timeout=10).status_code == 404
+
+
+def test_streamed_body_upload_and_keepalive():
+    """Through the router with ``--http-keepalive --http-auto-chunked`` a streamed body
+    is sent chunked, so the client's connection serves the next requests too."""
+    port = free_port()
+    with serve(uwsgi(port, 'wsgi_app:app', '--threads', '4'), port, cwd=APPS) as srv, \
+            httpx.Client(base_url=srv.url, timeout=30) as http:
+        with http.stream('GET', '/stream') as res:
+            assert res.status_code == 200 and 'content-length' not in res.headers
+            assert res.headers['transfer-encoding'] == 'chunked'
+            body = b''.join(res.iter_bytes())
+        assert body == b'chunk 0\nchunk 1\nchunk 2\n'
+        payload = os.urandom(3 << 20)
+        res = http.post('/upload', content=payload)
+        assert res.json() == {'size': len(payload),
+                              'sha256': hashlib.sha256(payload).hexdigest()}
+        assert [http.get('/async/%d' % i).json()['n'] for i in range(20)] == list(range(20))
+
+
+def _events(lines):
+    """Yield (event, data) pairs from an iterator of SSE lines."""
+    event, data = None, []
+    for line in lines:
+        if line.startswith('event: '):
+            event = line[7:]
+        elif line.startswith('data: '):
+            data.append(line[6:])
+        elif line == '' and data:
+            yield event, '\n'.join(data)
+            event, data = None, []
+
+
+def test_sse_events_are_flushed_as_produced(server, tmp_path):
+    """The first event arrives while the handler still waits for a file the test only
+    creates after reading it: neither uWSGI nor its router buffers the stream."""
+    flag = tmp_path / 'go'
+    with client() as http:
+        with http.stream('GET', server.url + '/sse/file', params={'path': str(flag)}) as res:
+            assert res.headers['content-type'].startswith('text/event-stream')
+            events = _events(res.iter_lines())
+            assert next(events) == ('step', 'first')
+            assert not flag.exists()
+            flag.write_text('go')
+            assert next(events) == ('step', '{"second": true}')
+            assert list(events) == []
+
+
+def test_threads_serve_requests_side_by_side(server):
+    """``--threads``: one request holds a thread of the only worker until another
+    request, served by another thread of the same process, releases it."""
+    with client() as http:
+        with http.stream('GET', server.url + '/sse/gate') as res:
+            events = _events(res.iter_lines())
+            assert next(events) == ('step', 'first')
+            released = http.post(server.url + '/sse/release')
+            assert released.text == 'released'
+            assert next(events) == ('step', 'second released=True')
+        seen = {http.get(server.url + '/info').json()['pid'] for _ in range(5)}
+    assert len(seen) == 1
+
+
+def test_processes_serve_requests_in_distinct_pids():
+    """``--processes 2`` without threads: while one worker holds a WebSocket, the
+    other answers, from another process."""
+    port = free_port()
+    with serve(uwsgi(port, 'wsgi_ws_app:app', '--processes', '2'), port, cwd=APPS) as srv:
+        with ws_connect(ws_url(srv, '/whoami')) as ws:
+            ws_pid = int(ws.recv().split()[0])
+            pids = {httpx.get(srv.url + '/info', timeout=10).json()['pid']
+                    for _ in range(5)}
+            ws.send('still open')
+            assert ws.recv() == 'still open'
+    assert len(pids) == 1 and ws_pid not in pids
+
+
+# -- WebSocket --------------------------------------------------------------------------------
+
+def test_echo_text_binary_and_large_message(server):
+    with ws_connect(ws_url(server, '/echo'), max_size=4 << 20) as ws:
+        ws.send('hello é')
+        assert ws.recv() == 'hello é'
+        ws.send(b'\x00\x01\xff')
+        assert ws.recv() == b'\x00\x01\xff'
+        big = os.urandom(1 << 20)
+        ws.send(big)
+        assert ws.recv() == big
+        text = 'x' * (1 << 20)
+        ws.send(text)
+        assert ws.recv() == text
+        for i in range(50):
+            ws.send('message %d' % i)
+        assert [ws.recv() for _ in range(50)] == ['message %d' % i for i in range(50)]
+        ws.close()
+    assert ws.close_code == 1000
+
+
+def test_subprotocol_negotiation(server):
+    with ws_connect(ws_url(server, '/chat'), subprotocols=['chat.v2', 'chat.v1']) as ws:
+        assert ws.subprotocol == 'chat.v2'
+        assert ws.recv() == 'protocol=chat.v2'
+    with ws_connect(ws_url(server, '/echo'), subprotocols=['other']) as ws:
+        assert ws.subprotocol is None  # none selected: no header in the answer
+
+
+def test_close_codes_from_the_handler(server):
+    with ws_connect(ws_url(server, '/bye')) as ws:
+        ws.send('bye')
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv()
+    assert info.value.rcvd.code == 4000 and info.value.rcvd.reason == 'see you'
+    with ws_connect(ws_url(server, '/boom')) as ws:
+        ws.send('go')
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv()
+    assert info.value.rcvd.code == 1011
+
+
+def test_too_big_message_closes_with_1009(server):
+    with ws_connect(ws_url(server, '/small')) as ws:
+        ws.send('a' * 10)
+        assert ws.recv() == 'a' * 10
+        ws.send('b' * 2000)
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv()
+    assert info.value.rcvd.code == 1009
+
+
+def test_refused_handshakes_get_http_answers(server):
+    with pytest.raises(InvalidStatus) as info:
+        ws_connect(ws_url(server, '/private'))
+    assert info.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as info:
+        ws_connect(ws_url(server, '/nowhere'))
+    assert info.value.response.status_code == 404
+    with ws_connect(ws_url(server, '/private?token=ok')) as ws:
+        assert ws.recv() == 'secret'
+    headers = {'Upgrade': 'websocket', 'Connection': 'Upgrade',
+               'Sec-WebSocket-Key': base64.b64encode(os.urandom(16)).decode(),
+               'Sec-WebSocket-Version': '8'}
+    res = httpx.get(server.url + '/echo', headers=headers, timeout=10)
+    assert res.status_code == 426 and res.headers['sec-websocket-version'] == '13'
+    assert httpx.get(server.url + '/echo', timeout=10).status_code == 400
+
+
+def _raw_handshake(server, path='/echo'):
+    """Open a socket and complete the handshake by hand; returns (sock, head, rest)."""
+    sock = socket.create_connection((server.host, server.port), timeout=10)
+    headers, key = wsp.client_handshake_headers()
+    lines = ['GET %s HTTP/1.1' % path, 'Host: %s:%d' % (server.host, server.port)]
+    lines += ['%s: %s' % h for h in headers]
+    sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode())
+    data = b''
+    while b'\r\n\r\n' not in data:
+        chunk = sock.recv(4096)
+        assert chunk, 'connection closed during the handshake'
+        data += chunk
+    head, _, rest = data.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 101 Switching Protocols\r\n')
+    assert ('\r\nSec-WebSocket-Accept: ' + wsp.accept_key(key)).encode() in head
+    return sock, head, rest
+
+
+def test_one_answer_head_then_frames_then_the_server_closes(server):
+    """uWSGI writes the 101 head once, adds nothing after the session, and closes the
+    TCP connection: the echo, the Close frame, then EOF."""
+    sock, head, rest = _raw_handshake(server)
+    conn = wsp.WebSocketConnection(is_client=True)
+    assert head.count(b'HTTP/1.1') == 1 and b'transfer-encoding' not in head.lower()
+    sock.sendall(conn.send('ping?'))
+    sock.sendall(conn.close(1000, 'done'))
+    received = bytearray(rest)
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    sock.close()
+    conn.receive_data(bytes(received))
+    conn.receive_data(b'')
+    events = list(conn.events())
+    assert isinstance(events[0], wsp.Message) and events[0].data == 'ping?'
+    assert isinstance(events[1], wsp.Close) and events[1].code == 1000
+    assert len(events) == 2 and b'HTTP/' not in bytes(received)
+
+
+def test_client_dropping_the_connection_frees_the_thread(server):
+    for _ in range(10):  # more than the 8 threads
+        sock, _, _ = _raw_handshake(server)
+        sock.close()  # no Close frame: 1006 on the server side
+    with ws_connect(ws_url(server, '/echo')) as ws:
+        ws.send('still here')
+        assert ws.recv() == 'still here'
+    assert httpx.get(server.url + '/', timeout=10).text == 'Hello, World!'
+
+
+def test_concurrent_websockets_each_on_its_own_thread(server):
+    with ExitStack() as stack:
+        clients = [stack.enter_context(ws_connect(ws_url(server, '/whoami')))
+                   for _ in range(6)]
+        owners = [ws.recv().split() for ws in clients]
+        assert len({pid for pid, _ in owners}) == 1
+        assert len({tid for _, tid in owners}) == 6
+        for rnd in range(10):
+            for i, ws in enumerate(clients):
+                ws.send('%d-%d' % (i, rnd))
+            for i, ws in enumerate(clients):
+                assert ws.recv() == '%d-%d' % (i, rnd)
+        assert httpx.get(server.url + '/', timeout=10).text == 'Hello, World!'
+
+
+def test_the_session_pings_at_websockets_ping_freq():
+    """Pings every ``--websockets-ping-freq`` seconds keep a quiet session through the
+    router's ``--http-timeout`` (2 s here), which otherwise closes it."""
+    port = free_port()
+    cmd = uwsgi(port, 'wsgi_ws_app:app', '--threads', '4', '--http-timeout', '2',
+                '--websockets-ping-freq', '1')
+    with serve(cmd, port, cwd=APPS) as srv:
+        sock, _, rest = _raw_handshake(srv)
+        conn = wsp.WebSocketConnection(is_client=True)
+        if rest:
+            conn.receive_data(rest)  # (b'' would mean EOF)
+        started = time.monotonic()
+        events = []
+        while not any(isinstance(e, wsp.Ping) for e in events):
+            chunk = sock.recv(4096)
+            assert chunk, 'the session ended before a ping'
+            conn.receive_data(chunk)
+            events += list(conn.events())
+        assert 0.5 < time.monotonic() - started < 3
+        sock.close()
+        with ws_connect(ws_url(srv, '/echo'), ping_interval=None) as ws:
+            ws.send('before')
+            assert ws.recv() == 'before'
+            deadline = time.monotonic() + 3.5  # quiet for longer than --http-timeout
+            while time.monotonic() < deadline:
+                with pytest.raises(TimeoutError):
+                    ws.recv(timeout=deadline - time.monotonic())
+            ws.send('after')
+            assert ws.recv() == 'after'
+
+
+def test_router_without_http_websockets_refuses_with_501():
+    """Without ``--http-websockets`` the router would never pass the client's frames
+    on: the handshake is refused, saying what to add."""
+    port = free_port()
+    cmd = uwsgi(port, 'wsgi_ws_app:app', '--threads', '4')
+    cmd.remove('--http-websockets')
+    with serve(cmd, port, cwd=APPS) as srv:
+        with pytest.raises(InvalidStatus) as info:
+            ws_connect(ws_url(srv, '/echo'), open_timeout=10)
+        assert info.value.response.status_code == 501
+        assert b'--http-websockets' in info.value.response.body
+        assert httpx.get(srv.url + '/', timeout=10).text == 'Hello, World!'
+
+
+# -- the seed's echo example -------------------------------------------------------------------
+
+@pytest.mark.parametrize('mode', MODES)
+def test_echo_example_unchanged(mode):
+    port = free_port()
+    with serve(uwsgi(port, 'echo_wsgi:app', '--threads', '8', mode=mode), port,
+               cwd=EXAMPLES) as srv:
+        page = httpx.get(srv.url + '/', timeout=10)
+        assert page.status_code == 200 and 'new WebSocket(' in page.text
+        with ws_connect(ws_url(srv, '/echo')) as ws:
+            ws.send('hello example')
+            assert ws.recv() == 'hello example'
+            ws.send(b'\x01\x02')
+            assert ws.recv() == b'\x01\x02'
