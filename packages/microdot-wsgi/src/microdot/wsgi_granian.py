@@ -84,9 +84,19 @@ def _default_signals() -> Iterable[int]:
     return (signal.SIGINT, signal.SIGTERM)
 
 
+#: Seconds a worker that got SIGINT waits for its main process's SIGTERM (see
+#: :func:`worker_signal`).
+SIGINT_GRACE = 1.0
+
+
 def worker_signal(event: Any, signals: Iterable[Union[int, signal.Signals]]) -> Any:
     """Install handlers for ``signals`` that call ``event.set()`` once, and a thread
     that does the same when the signal wake-up descriptor reports one of them.
+
+    A worker process that gets SIGINT (Ctrl+C reaches the whole process group) stops
+    when its main process's SIGTERM follows, or after :data:`SIGINT_GRACE` seconds:
+    Granian's main process reports a worker that stopped before it asked as failed
+    ("Unexpected exit", exit status 1).
 
     Args:
         event: Granian's ``WorkerSignal`` (anything with a ``set()`` method).
@@ -97,22 +107,31 @@ def worker_signal(event: Any, signals: Iterable[Union[int, signal.Signals]]) -> 
     """
     numbers = frozenset(int(sig) for sig in signals)
     once = threading.Lock()
+    in_worker = multiprocessing.parent_process() is not None
 
     def stop() -> None:
         if once.acquire(blocking=False):  # never released: set() runs once
             event.set()
 
+    def received(signum: int) -> None:
+        if signum == signal.SIGINT and in_worker and os.getppid() > 1:
+            timer = threading.Timer(SIGINT_GRACE, stop)
+            timer.daemon = True
+            timer.start()
+        else:
+            stop()
+
     def handler(signum: int, frame: Any) -> None:
-        stop()
+        received(signum)
 
     for number in numbers:
         signal.signal(number, handler)
-    watch_wakeup_fd(numbers, stop)
+    watch_wakeup_fd(numbers, received)
     return event
 
 
-def watch_wakeup_fd(numbers: 'frozenset[int]', callback: Callable[[], None]) -> bool:
-    """Call ``callback`` from a daemon thread as soon as one of the signals
+def watch_wakeup_fd(numbers: 'frozenset[int]', callback: Callable[[int], None]) -> bool:
+    """Call ``callback(signum)`` from a daemon thread as soon as one of the signals
     ``numbers`` is caught by any thread of this process.
 
     Uses CPython's signal wake-up descriptor (``signal.set_wakeup_fd``), so it must
@@ -139,9 +158,9 @@ def watch_wakeup_fd(numbers: 'frozenset[int]', callback: Callable[[], None]) -> 
             data = os.read(read_fd, 64)
             if not data:  # pragma: no cover - the write end is never closed
                 return
-            if numbers.intersection(data):
-                callback()
-                return
+            for signum in data:
+                if signum in numbers:
+                    callback(signum)
 
     threading.Thread(target=watch, name='microdot-signal-watcher', daemon=True).start()
     return True
