@@ -158,8 +158,8 @@ def test_missing_plugin_is_one_line_naming_what_to_install(monkeypatch):
     with pytest.raises(plugins.PluginError) as exc:
         asyncio.run(asgi_get(app))
     assert str(exc.value) == (
-        'this Microdot application was called as an ASGI (scope, receive, send) '
-        'application, which needs the microdot-asgi plugin: pip install microdot-asgi')
+        'this Microdot application was called by an ASGI server as app(scope, receive, '
+        'send), which needs the microdot-asgi plugin: pip install microdot-asgi')
     with pytest.raises(plugins.PluginError) as exc:
         wsgi_get(app)
     assert str(exc.value).endswith('needs the microdot-wsgi plugin: pip install microdot-wsgi')

@@ -24,8 +24,9 @@ __all__ = ['serve_call', 'adapter_for', 'NOT_CALLABLE_AS']
 #: The adapter kinds, by the number of positional arguments of the server's call.
 KINDS = {3: 'asgi', 2: 'wsgi', 1: 'asgi'}
 
-#: How each kind calls an application, for messages.
-SIGNATURES = {'asgi': 'ASGI (scope, receive, send)', 'wsgi': 'WSGI (environ, start_response)'}
+#: Who calls an application, and how, by kind (for messages).
+SIGNATURES = {'asgi': 'an ASGI server as app(scope, receive, send)',
+              'wsgi': 'a WSGI server as app(environ, start_response)'}
 
 #: The message for a call that is neither ASGI nor WSGI.
 NOT_CALLABLE_AS = ('a Microdot application is called by ASGI servers as app(scope, receive, '
@@ -97,8 +98,8 @@ def _load(kind: str) -> Callable[[Any], Any]:
     from .plugins import KNOWN_PROVIDERS, PluginError, registry
     if kind not in registry.names('adapters'):
         dist = KNOWN_PROVIDERS['adapters'].get(kind, 'microdot-' + kind)
-        raise PluginError('this Microdot application was called as an %s application, '
-                          'which needs the %s plugin: pip install %s'
+        raise PluginError('this Microdot application was called by %s, which needs '
+                          'the %s plugin: pip install %s'
                           % (SIGNATURES.get(kind, kind), dist, dist))
     return registry.load('adapters', kind)  # type: ignore[no-any-return]
 
