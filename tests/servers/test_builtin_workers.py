@@ -58,7 +58,7 @@ async def busy(request):
 @app.route('/slow')
 async def slow(request):
     note('request')
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(float(request.args.get('seconds', 1.0)))
     return 'finished %d' % os.getpid()
 
 
@@ -331,12 +331,13 @@ def test_a_signal_to_the_process_group_stops_gracefully(app_dir, tmp_path, sig):
 
 def test_a_second_signal_to_the_supervisor_aborts(app_dir, tmp_path):
     """The supervisor forwards a second signal as SIGQUIT: open connections are cut
-    instead of waiting for the request in flight (a 1 s handler)."""
+    instead of waiting for the request in flight (a 60 s handler, longer than
+    ``shutdown_timeout``: only the abort ends the workers in time)."""
     hooks = tmp_path / 'hooks.txt'
     server = start(app_dir, '--workers', '2', env={'HOOKS_FILE': str(hooks)})
     try:
         s = socket.create_connection(('127.0.0.1', server.port), timeout=10)
-        s.sendall(b'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
+        s.sendall(b'GET /slow?seconds=60 HTTP/1.1\r\nHost: x\r\n\r\n')
         deadline = time.monotonic() + 10
         while 'request' not in (hooks.read_text() if hooks.exists() else '') \
                 and time.monotonic() < deadline:
@@ -345,7 +346,8 @@ def test_a_second_signal_to_the_supervisor_aborts(app_dir, tmp_path):
         # the second signal once the first was handled (two pending ones merge)
         assert server.live.wait_for('Stopping 2 worker(s)'), server.live.text
         server.proc.send_signal(signal.SIGTERM)
-        data = recv_all(s, timeout=15)
+        # a graceful stop would hold the connection for shutdown_timeout (10 s)
+        data = recv_all(s, timeout=8)
         s.close()
         assert server.proc.wait(15) == 0
     finally:

@@ -367,7 +367,9 @@ class Supervisor:
             logger.log(logging.INFO if self.signals else logging.DEBUG,
                        'Stopping %d worker(s) (in-flight requests may finish)',
                        sum(w.pid is not None for w in self.workers))
-        self.forwarded = self.signals or 1
+        # the first signal is forwarded as SIGTERM; any later one (even one that came
+        # in while this ran) aborts
+        self.forwarded = 1
         self._kill(signal.SIGTERM)
         deadline = time.monotonic() + self.shutdown_timeout + KILL_GRACE
         while any(w.pid is not None for w in self.workers):
