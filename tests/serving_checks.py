@@ -39,9 +39,10 @@ def check_hello(url):
     assert res.headers['content-type'] == 'text/plain; charset=UTF-8'
 
 
-def check_stream(url, n=3):
-    """The chunks of ``/stream`` arrive one by one, while the body is produced."""
-    with httpx.stream('GET', url + '/stream?n=%d' % n, timeout=10) as res:
+def check_stream(url, n=3, delay=0.05):
+    """The chunks of ``/stream`` (``delay`` seconds apart) arrive, in order; returns
+    them with their arrival times (seconds after the first)."""
+    with httpx.stream('GET', url + '/stream?n=%d&delay=%s' % (n, delay), timeout=10) as res:
         assert res.status_code == 200
         assert 'content-length' not in res.headers
         first = time.monotonic()
@@ -51,6 +52,13 @@ def check_stream(url, n=3):
                 chunks.append((time.monotonic() - first, chunk))
     assert ''.join(c for _, c in chunks) == ''.join('chunk %d\n' % i for i in range(n))
     return chunks
+
+
+def check_streamed_as_produced(url):
+    """The first chunk of a body produced over a second arrives well before the last:
+    the server sends it as it is produced."""
+    chunks = check_stream(url, n=3, delay=0.5)
+    assert chunks[-1][0] - chunks[0][0] >= 0.5, chunks
 
 
 def read_sse(res):

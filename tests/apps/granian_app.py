@@ -53,11 +53,12 @@ async def pid(req):
 @app.route('/stream')
 async def stream(req):
     count = int(req.args.get('n', 3))
+    delay = float(req.args.get('delay', 0.05))
 
     async def gen():
         for i in range(count):
             yield 'chunk %d\n' % i
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(delay)
     return gen()
 
 
