@@ -694,7 +694,7 @@ class GranianServer(_Runner):
     """
 
     name = 'granian'
-    options: frozenset = frozenset({'workers', 'reload', 'threads', 'interface'})
+    options: 'frozenset[str]' = frozenset({'workers', 'reload', 'threads', 'interface'})
 
     def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000,
             workers: Union[int, str, None] = None, reload: bool = False,

@@ -114,7 +114,7 @@ def mark_coroutine_function(func: Callable[..., Any]) -> None:
     import inspect
     marker = getattr(asyncio.coroutines, '_is_coroutine', None)
     if marker is not None:
-        func._is_coroutine = marker  # type: ignore[attr-defined]
+        setattr(func, '_is_coroutine', marker)
     mark = getattr(inspect, 'markcoroutinefunction', None)
     if mark is not None:
         mark(func)

@@ -291,7 +291,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     from .listener import ServeError
     try:
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except (CLIError, plugins.PluginError) as exc:
         print('microdot: error: %s' % exc, file=sys.stderr)
         return 2

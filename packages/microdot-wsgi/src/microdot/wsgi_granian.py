@@ -71,10 +71,10 @@ def install() -> bool:
         return True
 
     def set_sync_signals() -> Any:
-        return worker_signal(_signals.WorkerSignal(),
+        return worker_signal(getattr(_signals, 'WorkerSignal')(),
                              getattr(_signals, '_get_signals', _default_signals)())
 
-    set_sync_signals.microdot = True  # type: ignore[attr-defined]
+    setattr(set_sync_signals, 'microdot', True)
     set_sync_signals.__doc__ = current.__doc__
     _signals.set_sync_signals = set_sync_signals
     return True
@@ -177,7 +177,7 @@ def _worker_count(workers: Union[int, str, None]) -> int:
         return 1
     if workers in (0, 'auto'):
         return os.cpu_count() or 1
-    return int(workers)  # type: ignore[arg-type]
+    return int(workers)
 
 
 class GranianServer:
@@ -192,7 +192,7 @@ class GranianServer:
 
     MICRODOT_PLUGIN_API = 1
     name = 'granian'
-    options: frozenset = frozenset({'workers', 'threads', 'reload', 'interface'})
+    options: 'frozenset[str]' = frozenset({'workers', 'threads', 'reload', 'interface'})
 
     def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000,
             workers: Union[int, str, None] = None, threads: Optional[int] = None,
