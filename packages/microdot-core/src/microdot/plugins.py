@@ -31,6 +31,7 @@ KNOWN_PROVIDERS = {
         'hypercorn': 'microdot-asgi[hypercorn]',
         'gunicorn': 'microdot-wsgi[gunicorn]',
         'waitress': 'microdot-wsgi[waitress]',
+        'uwsgi': 'microdot-wsgi[uwsgi]',
         'granian': 'microdot-asgi[granian]',
         'wsgiref': 'microdot-wsgi',
     },
@@ -188,7 +189,8 @@ def get_broker(scheme: str) -> Any:
 # -- the upstream ``microdot`` distribution ---------------------------------------------
 
 #: The distributions of this family, in the order a fix command names them.
-FAMILY = ('microdot-core', 'microdot-asgi', 'microdot-wsgi', 'microdot-templates')
+FAMILY = ('microdot-core', 'microdot-asgi', 'microdot-wsgi', 'microdot-templates',
+          'microdot-redis')
 
 #: Upstream Microdot's distribution name. It owns the same ``microdot/__init__.py``
 #: (and ``microdot.py``, ``asgi.py``, ``wsgi.py`` ...), so pip lets each of the two
