@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json as _json
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple,
+                    TypeVar)
 
 from . import http11
 from .exceptions import HTTPException
@@ -12,7 +13,19 @@ from urllib.parse import unquote
 
 from .urls import urldecode_str
 
+if TYPE_CHECKING:
+    from .multipart import FileUpload
+    from .typedefs import AfterRequestHandler
+
+_A = TypeVar('_A', bound='AfterRequestHandler')
+
 _UNSET: Any = object()
+
+#: ``dict``'s own item access, past ``NoCaseDict``'s case folding (typed for checkers).
+_dict_setitem: Callable[[Dict[str, Any], str, Any], None]
+_dict_getitem: Callable[[Dict[str, Any], str], Any]
+_dict_setitem = dict.__setitem__  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+_dict_getitem = dict.__getitem__  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
 
 
 def _loads_json(data: bytes) -> Any:
@@ -31,13 +44,23 @@ except ImportError:  # pragma: no cover
 
 
 class BadRequestError(http11.ProtocolError, ValueError):
-    """Raised by :meth:`Request.create` for malformed input: a ``ValueError``, as
-    Microdot raises, with the ``status_code`` and ``reason`` a server would answer."""
+    """Raised by :meth:`Request.create` for malformed input.
+
+    A ``ValueError``, as Microdot raises, with the ``status_code`` and ``reason`` a
+    server would answer.
+    """
 
 
-def headers_from_list(pairs: Iterable[Tuple[str, str]]) -> NoCaseDict:
-    """Build request headers, joining repeated fields (``Cookie`` with ``"; "``)."""
-    headers = NoCaseDict()
+def headers_from_list(pairs: Iterable[Tuple[str, str]]) -> NoCaseDict[str]:
+    """Build request headers, joining repeated fields (``Cookie`` with ``"; "``).
+
+    Args:
+        pairs: The ``(name, value)`` header fields, in the order received.
+
+    Returns:
+        The headers, with case-insensitive names.
+    """
+    headers: NoCaseDict[str] = NoCaseDict()
     keymap = headers.keymap
     for name, value in pairs:
         lname = name.lower()
@@ -45,13 +68,20 @@ def headers_from_list(pairs: Iterable[Tuple[str, str]]) -> NoCaseDict:
             _join_header(headers, keymap[lname], lname, value)
         else:
             keymap[lname] = name
-            dict.__setitem__(headers, name, value)
+            _dict_setitem(headers, name, value)
     return headers
 
 
-def headers_from_raw(pairs: Iterable[Tuple[bytes, bytes]]) -> NoCaseDict:
-    """Build request headers from latin-1 byte pairs (ASGI), joining repeats."""
-    headers = NoCaseDict()
+def headers_from_raw(pairs: Iterable[Tuple[bytes, bytes]]) -> NoCaseDict[str]:
+    """Build request headers from latin-1 byte pairs (ASGI), joining repeats.
+
+    Args:
+        pairs: The ``(name, value)`` header fields as bytes, in the order received.
+
+    Returns:
+        The headers, with case-insensitive names.
+    """
+    headers: NoCaseDict[str] = NoCaseDict()
     keymap = headers.keymap
     for raw_name, raw_value in pairs:
         name = raw_name.decode('latin-1')
@@ -60,14 +90,14 @@ def headers_from_raw(pairs: Iterable[Tuple[bytes, bytes]]) -> NoCaseDict:
             _join_header(headers, keymap[lname], lname, raw_value.decode('latin-1'))
         else:
             keymap[lname] = name
-            dict.__setitem__(headers, name, raw_value.decode('latin-1'))
+            _dict_setitem(headers, name, raw_value.decode('latin-1'))
     return headers
 
 
-def _join_header(headers: NoCaseDict, real: str, lname: str, value: str) -> None:
+def _join_header(headers: NoCaseDict[str], real: str, lname: str, value: str) -> None:
     """Append a repeated field's value: cookies with ``"; "``, others with ``", "``."""
     sep = '; ' if lname == 'cookie' else ', '
-    dict.__setitem__(headers, real, dict.__getitem__(headers, real) + sep + value)
+    _dict_setitem(headers, real, _dict_getitem(headers, real) + sep + value)
 
 
 def parse_cookies(header: Optional[str]) -> Dict[str, str]:
@@ -78,6 +108,12 @@ def parse_cookies(header: Optional[str]) -> Dict[str, str]:
     with the same name the last wins, all as in Microdot. Unlike Microdot, spaces
     around a name or value are trimmed and an empty pair (``a=1; ``) is not a cookie
     named ``''``.
+
+    Args:
+        header: The ``Cookie`` header's value, or ``None`` when there is none.
+
+    Returns:
+        The cookies, by name.
     """
     cookies: Dict[str, str] = {}
     if header:
@@ -89,9 +125,16 @@ def parse_cookies(header: Optional[str]) -> Dict[str, str]:
     return cookies
 
 
-def parse_urlencoded(data: Optional[str]) -> MultiDict:
-    """A ``MultiDict`` from ``a=1&b=2`` text (query strings, urlencoded forms)."""
-    args = MultiDict()
+def parse_urlencoded(data: Optional[str]) -> MultiDict[str]:
+    """A ``MultiDict`` from ``a=1&b=2`` text (query strings, urlencoded forms).
+
+    Args:
+        data: The text, or ``None``.
+
+    Returns:
+        The decoded names and values; a name given several times has each value.
+    """
+    args: MultiDict[str] = MultiDict()
     if data:
         for pair in data.split('&'):
             if not pair:
@@ -107,6 +150,25 @@ class Request:
     Query arguments, cookies, JSON and forms are parsed on first access. Size limits
     are class attributes (process-wide defaults) that an application can override
     with attributes of the same name on the ``Microdot`` instance.
+
+    Servers and adapters create requests; applications receive them.
+
+    Args:
+        app: The application the request is for (its limits apply), or ``None``.
+        client_addr: The client's address, as the server gives it (usually a
+            ``(host, port)`` tuple).
+        method: The HTTP method.
+        url: The request target: path and query string.
+        http_version: The HTTP version, such as ``'1.1'``.
+        headers: The headers: a ``NoCaseDict``, or a mapping to copy into one;
+            ``None`` when :attr:`header_source` will provide them.
+        body: The body, when it was read already.
+        stream: An async reader over the body, when it was not read.
+        sock: The connection (the built-in server's ``(reader, writer)`` pair).
+        url_prefix: The path prefix the matched route is mounted at.
+        subapp: The sub-application whose route matched.
+        scheme: ``'http'`` or ``'https'``.
+        route: The matched route's handler.
     """
 
     #: Largest accepted body; a larger one is answered 413 before it is read.
@@ -145,7 +207,7 @@ class Request:
             self._headers = headers
             real = headers.keymap.get('content-length')
             if real is not None:
-                cl = dict.__getitem__(headers, real)
+                cl: str = _dict_getitem(headers, real)  # pyright: ignore[reportUnknownArgumentType]
                 self.content_length = int(cl) if cl.isdigit() else 0
         if body is not None:
             self._body = body
@@ -191,23 +253,23 @@ class Request:
     #: Declared body length (0 when absent or invalid).
     content_length = 0
     url_args: Optional[Dict[str, Any]] = None
-    _headers: Optional[NoCaseDict] = None
+    _headers: Optional[NoCaseDict[str]] = None
     #: ``(builder, data)``: how to build :attr:`headers` on first access; servers that
     #: hand over headers in their own shape (ASGI, WSGI) set it instead of ``headers``
-    header_source: Optional[Tuple[Any, Any]] = None
+    header_source: Optional[Tuple[Callable[[Any], NoCaseDict[str]], Any]] = None
     _body: Optional[bytes] = None
     _stream: Any = None
-    _after: Optional[List[Any]] = None
-    _args: Optional[MultiDict] = None
+    _after: Optional[List[AfterRequestHandler]] = None
+    _args: Optional[MultiDict[str]] = None
     _cookies: Optional[Dict[str, str]] = None
     _json: Any = _UNSET
-    _form: Any = None
-    _files: Any = None
+    _form: Optional[MultiDict[str]] = None
+    _files: Optional[MultiDict[FileUpload]] = None
     _g: Any = None
     _content_type: Any = _UNSET
 
     @property
-    def headers(self) -> NoCaseDict:
+    def headers(self) -> NoCaseDict[str]:
         """Request headers (case-insensitive names; repeated fields joined)."""
         headers = self._headers
         if headers is None:
@@ -224,7 +286,7 @@ class Request:
     @property
     def content_type(self) -> Optional[str]:
         """The ``Content-Type`` header, or ``None``."""
-        ctype = self._content_type
+        ctype: Optional[str] = self._content_type
         if ctype is _UNSET:
             ctype = self._content_type = self.headers.get('Content-Type')
         return ctype
@@ -234,7 +296,7 @@ class Request:
         self._content_type = value
 
     @property
-    def after_request_handlers(self) -> List[Any]:
+    def after_request_handlers(self) -> List[AfterRequestHandler]:
         """Hooks registered with :meth:`after_request` for this request only."""
         handlers = self._after
         if handlers is None:
@@ -242,7 +304,7 @@ class Request:
         return handlers
 
     @after_request_handlers.setter
-    def after_request_handlers(self, value: List[Any]) -> None:
+    def after_request_handlers(self, value: List[AfterRequestHandler]) -> None:
         self._after = value
 
     @property
@@ -264,9 +326,20 @@ class Request:
                      client_addr: Any, scheme: Optional[str] = None) -> Optional['Request']:
         """Parse one request from an async reader (``readline``/``read``/``readexactly``).
 
-        Returns ``None`` when the peer closed before sending anything. Malformed input,
-        including a line longer than ``max_readline``, raises :class:`BadRequestError`:
-        a ``ValueError``, as in Microdot, that also carries the status to answer.
+        Args:
+            app: The application (its ``max_readline`` and other limits apply).
+            client_reader: The connection's reader.
+            client_writer: The connection's writer.
+            client_addr: The client's address.
+            scheme: ``'https'`` on a TLS connection (``None``: ``'http'``).
+
+        Returns:
+            The request, or ``None`` when the peer closed before sending anything.
+
+        Raises:
+            BadRequestError: The input is malformed, or a line is longer than
+                ``max_readline``: a ``ValueError``, as in Microdot, that also carries
+                the status to answer.
         """
         try:
             return await Request._create(app, client_reader, client_writer, client_addr,
@@ -318,7 +391,20 @@ class Request:
     @classmethod
     def from_head(cls, app: Any, head: Any, client_addr: Any, receive: Any,
                   sock: Any = None, scheme: Optional[str] = None) -> 'Request':
-        """Build a request from a parsed ``http11.RequestHead`` and a body source."""
+        """Build a request from a parsed request head and a body source.
+
+        Args:
+            app: The application the request is for.
+            head: The parsed head (a :class:`microdot.http11.RequestHead`).
+            client_addr: The client's address.
+            receive: An async callable returning the next piece of the body (``b''``
+                at its end).
+            sock: The connection, if the handler may take it over (WebSocket).
+            scheme: ``'https'`` on a TLS connection (``None``: ``'http'``).
+
+        Returns:
+            The request; its body is read later (see :attr:`stream`).
+        """
         target = head.target
         if target[:1] != '/':  # absolute-form (or '*'): what routing sees
             target = head.path + ('?' + head.query if head.query else '')
@@ -354,9 +440,9 @@ class Request:
                 self._stream = None
             return
         try:
-            while len(stream._buffer) <= self.max_body_length:
-                if not await stream._fill():
-                    self._body = bytes(stream._buffer)
+            while len(stream._buffer) <= self.max_body_length:  # pyright: ignore[reportPrivateUsage]
+                if not await stream._fill():  # pyright: ignore[reportPrivateUsage]
+                    self._body = bytes(stream._buffer)  # pyright: ignore[reportPrivateUsage]
                     self._stream = None
                     return
         except BodyTooLarge:
@@ -367,14 +453,14 @@ class Request:
     # -- lazily parsed parts --------------------------------------------------------
 
     @property
-    def args(self) -> MultiDict:
+    def args(self) -> MultiDict[str]:
         """Query string arguments."""
         if self._args is None:
             self._args = parse_urlencoded(self.query_string)
         return self._args
 
     @args.setter
-    def args(self, value: MultiDict) -> None:
+    def args(self, value: MultiDict[str]) -> None:
         self._args = value
 
     @property
@@ -419,7 +505,7 @@ class Request:
         return self._json
 
     @property
-    def form(self) -> Optional[MultiDict]:
+    def form(self) -> Optional[MultiDict[str]]:
         """Fields of an urlencoded form body (the multipart extension fills it too)."""
         if self._form is None:
             ctype = self.content_type
@@ -434,20 +520,27 @@ class Request:
         return self._form
 
     @form.setter
-    def form(self, value: Optional[MultiDict]) -> None:
+    def form(self, value: Optional[MultiDict[str]]) -> None:
         self._form = value
 
     @property
-    def files(self) -> Optional[MultiDict]:
+    def files(self) -> Optional[MultiDict[FileUpload]]:
         """Uploaded files (filled by :func:`microdot.multipart.with_form_data`)."""
         return self._files
 
     @files.setter
-    def files(self, value: Optional[MultiDict]) -> None:
+    def files(self, value: Optional[MultiDict[FileUpload]]) -> None:
         self._files = value
 
-    def after_request(self, f: Any) -> Any:
-        """Register ``f(request, response)`` to run after this request only."""
+    def after_request(self, f: _A) -> _A:
+        """Register ``f(request, response)`` to run after this request only.
+
+        Args:
+            f: The hook, sync or async; it may return a replacement response.
+
+        Returns:
+            ``f``, so that this works as a decorator.
+        """
         self.after_request_handlers.append(f)
         return f
 
