@@ -17,8 +17,10 @@ def command(server, port, target):
     host = '127.0.0.1'
     if server == 'uvicorn':
         return [sys.executable, '-m', 'uvicorn', '--host', host, '--port', str(port), target]
-    if server == 'hypercorn':
-        return [sys.executable, '-m', 'hypercorn', '--bind', '%s:%d' % (host, port), target]
+    if server.startswith('hypercorn'):  # hypercorn-asgi: its 'asgi:' prefix says which
+        prefix = 'asgi:' if server == 'hypercorn-asgi' else ''
+        return [sys.executable, '-m', 'hypercorn', '--bind', '%s:%d' % (host, port),
+                prefix + target]
     if server == 'gunicorn':  # gthread: WebSocket sessions take a thread each
         return [sys.executable, '-m', 'gunicorn', '--bind', '%s:%d' % (host, port),
                 '--threads', '4', target]
@@ -33,11 +35,11 @@ def command(server, port, target):
 HYPERCORN_ASGI = sys.version_info >= (3, 12)
 
 #: Servers, and whether they carry WebSocket to the application.
-SERVERS = {'uvicorn': True, 'hypercorn': HYPERCORN_ASGI, 'gunicorn': True,
-           'waitress': False, 'granian-asgi': True, 'granian-wsgi': False}
+SERVERS = {'uvicorn': True, 'hypercorn': HYPERCORN_ASGI, 'hypercorn-asgi': True,
+           'gunicorn': True, 'waitress': False, 'granian-asgi': True, 'granian-wsgi': False}
 #: Servers that stop gracefully on SIGTERM, running the shutdown hooks (waitress
 #: takes SIGTERM's default action).
-STOP_HOOKS = {'uvicorn', 'gunicorn', 'granian-asgi', 'granian-wsgi'} | (
+STOP_HOOKS = {'uvicorn', 'gunicorn', 'granian-asgi', 'granian-wsgi', 'hypercorn-asgi'} | (
     {'hypercorn'} if HYPERCORN_ASGI else set())
 
 
