@@ -5,11 +5,11 @@ import email.utils
 import hashlib
 import inspect
 import json as _json
-from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
+import json.encoder as _json_encoder
 from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 import os
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Dict, List, Optional, Tuple, Union
+from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .http11 import check_fields, reason_phrase
 from .structures import NoCaseDict
@@ -18,13 +18,21 @@ from .structures import NoCaseDict
 # separators, as Microdot sends JSON without orjson) without building an encoder per call.
 # No circular-reference bookkeeping here: a structure that recurses too deeply is encoded
 # again by ``json.dumps``, which raises what it always raises.
-_c_encoder = _c_make_encoder(None, _json.JSONEncoder().default, _encode_basestring_ascii,
+_c_make_encoder: Optional[Callable[..., Any]] = getattr(_json_encoder, 'c_make_encoder', None)
+_c_encoder: Optional[Callable[[Any, int], Any]] = _c_make_encoder(None, _json.JSONEncoder().default, _encode_basestring_ascii,
                              None, ': ', ', ', False, False, True) \
     if _c_make_encoder is not None else None
 
 
 def _dumps_json(obj: Any) -> bytes:
-    """``json.dumps(obj).encode()``, with the encoder built once."""
+    """Encode ``obj`` as ``json.dumps(obj).encode()`` does, with the encoder built once.
+
+    Args:
+        obj: The value to encode.
+
+    Returns:
+        The JSON text, UTF-8 encoded.
+    """
     if _c_encoder is not None:
         try:
             return ''.join(_c_encoder(obj, 0)).encode()
@@ -36,16 +44,30 @@ def _dumps_json(obj: Any) -> bytes:
 try:  # pragma: no cover - optional speed-up
     import orjson as _orjson
 
-    def _dumps(obj: Any) -> bytes:
+    def dumps(obj: Any) -> bytes:
+        """Encode ``obj`` as JSON, as Microdot sends ``dict`` and ``list`` bodies.
+
+        With orjson installed its compact output, else ``json.dumps(obj)``'s.
+
+        Args:
+            obj: The value to encode.
+
+        Returns:
+            The JSON text, UTF-8 encoded.
+        """
         try:
             return _orjson.dumps(obj)
         except TypeError:
             return _dumps_json(obj)
 except ImportError:  # pragma: no cover
-    _dumps = _dumps_json
+    dumps = _dumps_json
 
 
 _reason = reason_phrase
+
+#: ``dict``'s own ``items``, past ``NoCaseDict`` (typed for checkers).
+_dict_items: Callable[[Dict[str, Any]], Iterable[Tuple[str, Any]]]
+_dict_items = dict.items  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
 
 #: The ``Content-Type`` of ``dict``/``list`` bodies, as Microdot sends it.
 JSON_CONTENT_TYPE = 'application/json; charset=UTF-8'
@@ -62,6 +84,12 @@ class Response:
     The body may be ``str``, ``bytes``, a ``dict``/``list`` (sent as JSON), a sync or
     async generator, or an object with a ``read(n)`` method (sync or async); the last
     three are streamed.
+
+    Args:
+        body: The body. ``None`` with status 200 gives an empty 204 answer.
+        status_code: The status code.
+        headers: The headers (copied); a list value gives repeated fields.
+        reason: The reason phrase (default: the standard one for the status).
     """
 
     types_map: Dict[str, str] = {
@@ -95,7 +123,8 @@ class Response:
     #: Read size when streaming files and readers.
     send_file_buffer_size = 16 * 1024
     #: Returned by a handler that has written its answer itself (e.g. a WebSocket).
-    already_handled: 'Response' = None  # type: ignore[assignment]
+    #: (Set below the class.)
+    already_handled: 'Response'
 
     def __init__(self, body: Any = b'', status_code: int = 200,
                  headers: Optional[Dict[str, Any]] = None,
@@ -114,7 +143,7 @@ class Response:
         if type(body) is str:
             self.body = body.encode()
         elif isinstance(body, (dict, list)):
-            self.body = _dumps(body)
+            self.body = dumps(body)
             fields = self.headers
             if 'content-type' not in fields.keymap:  # a type the caller gave is kept
                 fields['Content-Type'] = JSON_CONTENT_TYPE
@@ -129,13 +158,13 @@ class Response:
     # usually left at these class-level defaults
     #: The header dict, ``None`` until headers are set or read: adapters test it to
     #: send a response that has no headers of its own in one step.
-    _headers: Optional[NoCaseDict] = None
+    _headers: Optional[NoCaseDict[Any]] = None
     reason: Optional[str] = None
     is_head = False
     file_info: Optional[Tuple[str, int, float]] = None
 
     @property
-    def headers(self) -> NoCaseDict:
+    def headers(self) -> NoCaseDict[Any]:
         """Response headers (case-insensitive names; a list value gives repeated fields)."""
         headers = self._headers
         if headers is None:
@@ -154,7 +183,26 @@ class Response:
                    max_age: Optional[int] = None, secure: bool = False,
                    http_only: bool = False, partitioned: bool = False,
                    samesite: Optional[str] = None) -> None:
-        """Add a ``Set-Cookie`` header (several cookies give several headers)."""
+        """Add a ``Set-Cookie`` header (several cookies give several headers).
+
+        Args:
+            cookie: The cookie's name.
+            value: Its value, sent as given (encode it first if needed).
+            path: The ``Path`` attribute.
+            domain: The ``Domain`` attribute.
+            expires: The ``Expires`` attribute: a ``datetime`` (naive means UTC) or
+                the text to send.
+            max_age: The ``Max-Age`` attribute, in seconds.
+            secure: Add the ``Secure`` attribute.
+            http_only: Add the ``HttpOnly`` attribute.
+            partitioned: Add the ``Partitioned`` attribute.
+            samesite: The ``SameSite`` attribute: ``'Strict'``, ``'Lax'`` or ``'None'``.
+
+        Raises:
+            ValueError: A name, value, path, domain or expiry contains CR, LF or NUL,
+                one of them but the value contains ``;``, the value contains ``;``, or
+                ``samesite`` is none of the three.
+        """
         for what, text in (('cookie name', cookie), ('cookie value', value),
                            ('cookie path', path or ''), ('cookie domain', domain or '')):
             _check_header_text(str(text), what)
@@ -198,7 +246,13 @@ class Response:
             self.headers['Set-Cookie'] = [existing, cookie_text]
 
     def delete_cookie(self, cookie: str, **kwargs: Any) -> None:
-        """Ask the client to drop ``cookie`` (same ``path``/``domain`` as when set)."""
+        """Ask the client to drop ``cookie`` (same ``path``/``domain`` as when set).
+
+        Args:
+            cookie: The cookie's name.
+            **kwargs: The other :meth:`set_cookie` arguments (``path``, ``domain``
+                ...); ``max_age`` and ``expires`` are ignored.
+        """
         kwargs.pop('max_age', None)
         kwargs.pop('expires', None)
         self.set_cookie(cookie, '', expires='Thu, 01 Jan 1970 00:00:01 GMT',
@@ -212,36 +266,56 @@ class Response:
         keymap = headers.keymap
         if 'content-length' not in keymap and isinstance(self.body, bytes):
             keymap['content-length'] = 'Content-Length'
-            dict.__setitem__(headers, 'Content-Length', str(len(self.body)))
+            dict.__setitem__(headers, 'Content-Length', str(len(self.body)))  # pyright: ignore[reportUnknownMemberType]
         if 'content-type' not in keymap:
             keymap['content-type'] = 'Content-Type'
-            dict.__setitem__(headers, 'Content-Type', self.default_type())
+            dict.__setitem__(headers, 'Content-Type', self.default_type())  # pyright: ignore[reportUnknownMemberType]
 
     def default_type(self) -> str:
-        """The ``Content-Type`` sent when none is set (with ``charset=UTF-8``)."""
+        """The ``Content-Type`` sent when none is set.
+
+        Returns:
+            :attr:`default_content_type`, with ``; charset=UTF-8`` unless it names a
+            charset.
+        """
         ctype = self.default_content_type
         return ctype if 'charset=' in ctype else ctype + '; charset=UTF-8'
 
     def reason_phrase(self) -> str:
-        """The reason phrase to send: the given one or the standard one."""
+        """The reason phrase to send.
+
+        Returns:
+            The given reason, or the standard one for the status code.
+        """
         return self.reason or _reason(self.status_code)
 
     def header_items(self) -> List[Tuple[str, str]]:
-        """Headers as ``(name, value)`` pairs, list values expanded."""
+        """Headers as ``(name, value)`` pairs, list values expanded.
+
+        Returns:
+            The header fields, in order; a list or tuple value gives one field per item.
+        """
         items: List[Tuple[str, str]] = []
         append = items.append
-        for name, value in dict.items(self.headers):
+        for name, value in _dict_items(self.headers):
             if type(value) is str:
                 append((name, value))
             elif isinstance(value, (list, tuple)):
-                for v in value:
-                    append((name, str(v)))
+                for v in value:  # pyright: ignore[reportUnknownVariableType]
+                    append((name, str(v)))  # pyright: ignore[reportUnknownArgumentType]
             else:
                 append((name, str(value)))
         return items
 
     async def write(self, stream: Any) -> None:
-        """Write the whole response, HTTP/1.0 style, to a writer with ``awrite``."""
+        """Write the whole response, HTTP/1.0 style, to a writer with ``awrite``.
+
+        A writer that fails with ``OSError`` (the client went away) ends the write
+        silently.
+
+        Args:
+            stream: The writer: an object with an async ``awrite(data)`` method.
+        """
         from .http11 import serialize_response_head
         try:
             self.complete()
@@ -257,14 +331,30 @@ class Response:
             pass
 
     def body_iter(self) -> AsyncIterator[bytes]:
-        """The body as an async iterator of byte chunks."""
+        """The body as an async iterator of byte chunks.
+
+        Returns:
+            An iterator over the body's bytes; it closes generators and files however
+            the iteration ends.
+        """
         return _iterate_body(self.body, self.send_file_buffer_size)
 
     # -- factories ------------------------------------------------------------------
 
     @classmethod
     def redirect(cls, location: str, status_code: int = 302) -> 'Response':
-        """A redirect to ``location``."""
+        """A redirect to ``location``.
+
+        Args:
+            location: The URL to send the client to (the ``Location`` header).
+            status_code: The redirect status.
+
+        Returns:
+            The response, with no body.
+
+        Raises:
+            ValueError: ``location`` contains CR, LF or NUL.
+        """
         _check_header_text(location, 'redirect location')
         return cls(status_code=status_code, headers={'Location': location})
 
@@ -275,10 +365,24 @@ class Response:
                   file_extension: str = '') -> 'Response':
         """A response streaming a file, typed by its extension.
 
-        ``compressed`` marks a pre-compressed file (``Content-Encoding: gzip`` or the
-        given encoding); ``file_extension`` is appended to ``filename`` to open it.
         Files opened here answer conditional (ETag / Last-Modified) and ``Range``
         requests.
+
+        Args:
+            filename: The file's path; its extension gives the ``Content-Type``.
+            status_code: The status code.
+            content_type: The ``Content-Type`` (default: from the extension, else
+                ``application/octet-stream``).
+            stream: An open file (or reader) to send instead of opening ``filename``.
+            max_age: The ``Cache-Control`` max-age, in seconds (default:
+                :attr:`default_send_file_max_age`).
+            compressed: Marks a pre-compressed file: ``True`` for
+                ``Content-Encoding: gzip``, or the encoding's name.
+            file_extension: Appended to ``filename`` to open the file (its type still
+                comes from ``filename``).
+
+        Returns:
+            The response streaming the file.
         """
         if content_type is None:
             name = filename
@@ -421,7 +525,7 @@ async def _iterate_body(body: Any, buffer_size: int) -> AsyncIterator[bytes]:
         return
     if isinstance(body, (bytearray, memoryview)):
         if body:
-            yield bytes(body)
+            yield bytes(body)  # pyright: ignore[reportUnknownArgumentType]
         return
     try:
         if hasattr(body, '__anext__'):
@@ -456,7 +560,11 @@ async def _iterate_body(body: Any, buffer_size: int) -> AsyncIterator[bytes]:
 
 
 def close_body(body: Any) -> None:
-    """Release a body that will not be sent (generators, files), without reading it."""
+    """Release a body that will not be sent (generators, files), without reading it.
+
+    Args:
+        body: The body: bytes need nothing; generators and files are closed.
+    """
     if isinstance(body, (bytes, bytearray, memoryview)):
         return
     aclose = getattr(body, 'aclose', None)
@@ -481,19 +589,27 @@ _JSON_FIELD = ('Content-Type', JSON_CONTENT_TYPE)
 
 
 def plain_type_field(res: Response) -> Optional[Tuple[str, str]]:
-    """For a *plain* response (a byte body that is sent, any status that has a body,
-    and no headers of its own but the ``Content-Type`` of a ``dict``/``list`` body):
-    its ``('Content-Type', value)`` field, so that servers and adapters can send it in
-    one step with a Content-Length. ``None`` for any other response, or if the default
-    type cannot be sent (CR, LF, NUL or not latin-1): the caller's full path then
-    handles it (and answers 500 for a bad type)."""
+    """The ``Content-Type`` field of a *plain* response, which can be sent in one step.
+
+    A plain response has a byte body that is sent, a status that has a body, and no
+    headers of its own but the ``Content-Type`` of a ``dict``/``list`` body: servers
+    and adapters send it with a ``Content-Length`` in one step.
+
+    Args:
+        res: The response.
+
+    Returns:
+        Its ``('Content-Type', value)`` field; ``None`` for any other response, or if
+        the default type cannot be sent (CR, LF, NUL or not latin-1): the caller's
+        full path then handles it (and answers 500 for a bad type).
+    """
     status = res.status_code
     if type(res.body) is not bytes or res.is_head or \
             type(status) is not int or not 200 <= status <= 999 or status in (204, 304):
         return None
-    headers = res._headers
+    headers = res._headers  # pyright: ignore[reportPrivateUsage]
     if headers:  # only the JSON type that __init__ set (checked by identity: cheap)
-        if len(headers) == 1 and dict.get(headers, 'Content-Type') is JSON_CONTENT_TYPE:
+        if len(headers) == 1 and dict.get(headers, 'Content-Type') is JSON_CONTENT_TYPE:  # pyright: ignore[reportUnknownMemberType]
             return _JSON_FIELD
         return None
     field = _TYPE_FIELDS.get(res.default_content_type)
@@ -516,21 +632,47 @@ def _default_type_field(res: Response) -> Optional[Tuple[str, str]]:
 
 
 def internal_error() -> Response:
-    """A complete 500 answer for servers and adapters whose response could not be sent;
-    its headers are fixed, so a broken ``default_content_type`` cannot break it too."""
+    """A complete 500 answer for servers and adapters whose response could not be sent.
+
+    Its headers are fixed, so a broken ``default_content_type`` cannot break it too.
+
+    Returns:
+        A new ``500 Internal server error`` response.
+    """
     return Response(b'Internal server error', 500,
                     {'Content-Type': 'text/plain; charset=UTF-8', 'Content-Length': '21'})
 
 
 def redirect(location: str, status_code: int = 302) -> Response:
-    """A redirect response to ``location``."""
+    """A redirect response to ``location`` (see :meth:`Response.redirect`).
+
+    Args:
+        location: The URL to send the client to.
+        status_code: The redirect status.
+
+    Returns:
+        The response.
+    """
     return Response.redirect(location, status_code=status_code)
 
 
 def send_file(filename: str, status_code: int = 200, content_type: Optional[str] = None,
               stream: Any = None, max_age: Optional[int] = None,
               compressed: Union[bool, str] = False, file_extension: str = '') -> Response:
-    """A response streaming ``filename`` (see :meth:`Response.send_file`)."""
+    """A response streaming ``filename`` (see :meth:`Response.send_file`).
+
+    Args:
+        filename: The file's path.
+        status_code: The status code.
+        content_type: The ``Content-Type`` (default: from the extension).
+        stream: An open file to send instead of opening ``filename``.
+        max_age: The ``Cache-Control`` max-age, in seconds.
+        compressed: Marks a pre-compressed file (``True``: gzip, or the encoding).
+        file_extension: Appended to ``filename`` to open the file.
+
+    Returns:
+        The response.
+    """
     return Response.send_file(filename, status_code=status_code, content_type=content_type,
                               stream=stream, max_age=max_age, compressed=compressed,
                               file_extension=file_extension)

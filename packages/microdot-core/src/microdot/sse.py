@@ -29,7 +29,7 @@ from typing import (Any, AsyncIterator, Awaitable, Callable, Concatenate, Corout
 
 from .helpers import wraps
 from .requests import Request
-from .responses import _dumps  # pyright: ignore[reportPrivateUsage]
+from .responses import dumps as _dumps
 
 __all__ = ['SSE', 'sse_response', 'with_sse']
 

@@ -12,7 +12,7 @@ from typing import (TYPE_CHECKING, Any, AsyncGenerator, Callable, Dict, Generato
 from . import ws_protocol as _wsp
 from .requests import Request, parse_cookies
 from .responses import Response, close_body
-from .responses import _dumps  # pyright: ignore[reportPrivateUsage]
+from .responses import dumps as _dumps
 from .streams import AsyncBytesIO
 from .structures import NoCaseDict
 
