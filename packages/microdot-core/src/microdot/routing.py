@@ -23,6 +23,9 @@ class URLPattern:
     """A URL pattern; ``match(path)`` returns the arguments or ``None``.
 
     The pattern is checked and compiled on first use (:meth:`compile`), as in Microdot.
+
+    Args:
+        url_pattern: The pattern, such as ``'/users/<int:id>'``.
     """
 
     segment_patterns: Dict[str, str] = {
@@ -41,7 +44,7 @@ class URLPattern:
         self.segments: List[Tuple[Optional[str], str]] = []
         self.is_static = True
         #: The compiled regular expression; ``None`` until :meth:`compile` runs.
-        self.regex: Optional[re.Pattern] = None
+        self.regex: Optional[re.Pattern[str]] = None
         self._parsers: List[Tuple[str, Optional[Callable[[str], Any]]]] = []
         #: Regex group number of each argument (``<re:...>`` may add groups of its own).
         self._groups: List[int] = []
@@ -49,13 +52,19 @@ class URLPattern:
         self._exprs: List[str] = []
         self._static: Optional[str] = None
 
-    def compile(self) -> re.Pattern:
-        """Check the pattern and build its regular expression (returned).
+    def compile(self) -> re.Pattern[str]:
+        """Check the pattern and build its regular expression.
 
         As in Microdot, nothing is checked when the pattern is created: an invalid
-        pattern raises ``ValueError`` here, or on the first :meth:`match`. A bad
-        ``<re:...>`` expression raises an error that is both ``ValueError`` and
-        ``re.error`` (Microdot lets ``re.error`` through).
+        pattern raises ``ValueError`` here, or on the first :meth:`match`.
+
+        Returns:
+            The compiled regular expression (kept: later calls return it).
+
+        Raises:
+            PatternError: A bad ``<re:...>`` expression: both ``ValueError`` and
+                ``re.error`` (Microdot lets ``re.error`` through).
+            ValueError: An unterminated ``<``, or an unknown segment type.
         """
         if self.regex is not None:
             return self.regex
@@ -116,8 +125,18 @@ class URLPattern:
         return self.regex
 
     def match(self, path: str) -> Optional[Dict[str, Any]]:
-        """The URL arguments if ``path`` matches this pattern, else ``None``
-        (compiles the pattern on first use: ``ValueError`` if it is invalid)."""
+        """Match ``path`` against this pattern.
+
+        The pattern is compiled on first use (:meth:`compile`): an invalid one raises
+        ``ValueError`` then.
+
+        Args:
+            path: The path to match, such as ``'/users/42'``.
+
+        Returns:
+            The URL arguments (parsed by their types) if ``path`` matches, else
+            ``None``.
+        """
         regex = self.regex or self.compile()
         if self._static is not None:
             return {} if path == self._static else None
@@ -143,10 +162,17 @@ class URLPattern:
         return args
 
     def reverse(self, **kwargs: Any) -> str:
-        """Build a path from this pattern and argument values."""
+        """Build a path from this pattern and argument values.
+
+        Args:
+            **kwargs: A value for each argument of the pattern (quoted into the path).
+
+        Returns:
+            The path.
+        """
         from urllib.parse import quote
         self.compile()
-        parts = []
+        parts: List[str] = []
         for type_, text in self.segments:
             if type_ is None:
                 parts.append(text)
@@ -159,8 +185,11 @@ class URLPattern:
                       parser: Optional[Callable[[str], Any]] = None) -> None:
         """Add a segment type usable as ``<type_name:arg>``.
 
-        ``pattern`` is the regular expression a segment must match; ``parser``
-        converts the text and may return ``None`` to reject the segment.
+        Args:
+            type_name: The type's name in patterns.
+            pattern: The regular expression a segment must match.
+            parser: Converts the matched text into the argument's value; it may return
+                ``None`` (or raise ``ValueError``) to reject the segment.
         """
         re.compile(pattern)
         cls.segment_patterns = dict(cls.segment_patterns, **{type_name: pattern})
@@ -190,7 +219,17 @@ def _split_pattern(pattern: str) -> List[str]:
 
 
 class Route:
-    """One registered route with what dispatch needs precomputed."""
+    """One registered route with what dispatch needs precomputed.
+
+    Args:
+        index: Its position in the application's ``url_map``.
+        methods: The HTTP methods it answers.
+        pattern: Its URL pattern.
+        handler: The route handler.
+        url_prefix: The prefix it is mounted at (for routes of a sub-application).
+        subapp: The sub-application it comes from, if any.
+        owner: The application that declared it.
+    """
 
     __slots__ = ('index', 'methods', 'method_list', 'pattern', 'handler', 'url_prefix',
                  'subapp', 'is_async', 'owner', 'before_request', 'after_request',
@@ -216,8 +255,13 @@ class Route:
         self.error_handlers: List[Dict[Any, Any]] = []
 
     def __iter__(self) -> Iterator[Any]:
-        """Unpack as a Microdot ``url_map`` entry: ``(methods, pattern, handler,
-        url_prefix, subapp)``, so code that lists ``app.url_map`` keeps working."""
+        """Unpack as a Microdot ``url_map`` entry.
+
+        So code that lists ``app.url_map`` keeps working.
+
+        Returns:
+            An iterator over ``(methods, pattern, handler, url_prefix, subapp)``.
+        """
         return iter((list(self.method_list), self.pattern, self.handler, self.url_prefix,
                      self.subapp))
 
@@ -261,6 +305,9 @@ class Router:
     included, is precomputed). Other paths walk a tree of segments: literal segments
     are dict lookups and each argument type is tried once per level, so the cost
     depends on the path's depth, not on the number of routes.
+
+    Args:
+        routes: The routes, in registration order.
     """
 
     def __init__(self, routes: Sequence[Route]) -> None:
@@ -293,7 +340,8 @@ class Router:
         statics: Dict[str, List[Match]] = {}
         for route in self.routes:
             if route.pattern.is_static:
-                statics.setdefault(route.pattern._static_path(), []).append((route, {}))
+                statics.setdefault(route.pattern._static_path(),  # pyright: ignore[reportPrivateUsage]
+                                   []).append((route, {}))
         for path, matches in statics.items():
             if self.match(path):
                 self._overlap[path] = matches
@@ -309,13 +357,14 @@ class Router:
             if type_ is None:
                 node = node.static.setdefault(text, _Node())
             else:
-                expr = pattern._exprs[n_arg]
+                expr = pattern._exprs[n_arg]  # pyright: ignore[reportPrivateUsage]
                 if type_.startswith('re:') or (expr != _PLAIN_SEGMENT
                                                and expr != _INT_PATTERN):
                     # may span segments (path, re, custom regex): full regex
                     node.tails.append(route)
                     return
-                args.append((text, position + 1, pattern._parsers[n_arg][1]))
+                args.append((text, position + 1,
+                             pattern._parsers[n_arg][1]))  # pyright: ignore[reportPrivateUsage]
                 n_arg += 1
                 if expr == _PLAIN_SEGMENT:
                     if node.any is None:
@@ -328,9 +377,17 @@ class Router:
         node.routes.append((route, tuple(args)))
 
     def scan(self, path: str) -> Iterator[Match]:
-        """The routes matching ``path``, in order, trying each pattern in turn (the
-        slow path for applications with an invalid pattern: ``ValueError`` when the
-        scan reaches it)."""
+        """The routes matching ``path``, in order, trying each pattern in turn.
+
+        The slow path for applications with an invalid pattern: ``ValueError`` when
+        the scan reaches it.
+
+        Args:
+            path: The path to route.
+
+        Yields:
+            ``(route, arguments)`` for each route matching ``path``.
+        """
         for route in self.routes:
             args = route.pattern.match(path)
             if args is not None:
@@ -339,8 +396,12 @@ class Router:
     def match(self, path: str) -> List[Match]:
         """Every route matching ``path`` with its arguments, first registered first.
 
-        The list returned for a static path (and its empty argument dicts) is shared:
-        do not modify it.
+        Args:
+            path: The path to route.
+
+        Returns:
+            ``(route, arguments)`` pairs. The list returned for a static path (and its
+            empty argument dicts) is shared: do not modify it.
         """
         if self.linear:
             return list(self.scan(path))
@@ -364,12 +425,12 @@ class Router:
         while True:
             if node.tails:
                 for route in node.tails:
-                    args = route.pattern.match(path)
-                    if args is not None:
-                        found.append((route, args))
+                    tail_args = route.pattern.match(path)
+                    if tail_args is not None:
+                        found.append((route, tail_args))
             if i == n:
                 for route, spec in node.routes:
-                    args = {}
+                    args: Dict[str, Any] = {}
                     for name, position, parser in spec:
                         value = segments[position]
                         if parser is not None:
