@@ -51,6 +51,10 @@ logger = logging.getLogger('microdot.wsgi')
 _LOADER = 'from microdot.wsgi_uwsgi import load_application; application = load_application()'
 #: Seconds between the forced stop (SIGINT) and SIGKILL.
 _KILL_AFTER = 5.0
+#: Seconds between two looks at uWSGI's state while it runs or stops.
+_POLL = 0.5
+#: Seconds between two SIGHUPs to the workers during a graceful stop.
+_NUDGE_EVERY = 1.0
 
 
 def uwsgi_binary() -> str:
@@ -105,6 +109,7 @@ class _Supervisor:
         self.stopping = False
         self.deadline: Optional[float] = None
         self.kill_at: Optional[float] = None
+        self.nudge_at = 0.0
 
     def handle(self, signum: int, frame: Optional[FrameType] = None) -> None:
         """Signal handler: SIGHUP reloads, SIGTERM/SIGINT stop (the second at once)."""
@@ -157,6 +162,7 @@ class _Supervisor:
         """Have uWSGI finish the requests in progress and exit (bounded in time)."""
         self.stopping = True
         self.deadline = time.monotonic() + self.timeout
+        self.nudge_at = time.monotonic() + _NUDGE_EVERY
         if self._fifo_command(b'q'):
             logger.info('Stopping uWSGI: waiting up to %gs for the requests in progress '
                         '(signal again to stop now)', self.timeout)
@@ -172,27 +178,53 @@ class _Supervisor:
             self.kill_at = time.monotonic() + _KILL_AFTER
             self._signal_group(signal.SIGINT)
 
+    def _nudge_workers(self) -> None:
+        """During a graceful stop, repeat the master's SIGHUP ("finish, then exit") to
+        its children: a worker still importing the application (``--lazy-apps``)
+        when the master sent it ignored it. uWSGI's HTTP router ignores SIGHUP; the
+        master is not signalled (SIGHUP would make it reload)."""
+        now = time.monotonic()
+        if now < self.nudge_at:
+            return
+        self.nudge_at = now + _NUDGE_EVERY
+        for child in _children(self.proc.pid):
+            try:
+                os.kill(child, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+
     def wait(self) -> int:
         """Wait for uWSGI to exit; its exit status."""
         try:
             while True:
-                now = time.monotonic()
-                limits = [t for t in (self.deadline, self.kill_at) if t is not None]
                 try:
-                    return self.proc.wait(max(0.0, min(limits) - now) if limits else None)
+                    return self.proc.wait(_POLL)  # wakes up to keep the time limits
                 except subprocess.TimeoutExpired:
                     pass
                 now = time.monotonic()
-                if self.kill_at is not None and now >= self.kill_at:
-                    logger.warning('uWSGI did not stop: killing it')
-                    self._signal_group(signal.SIGKILL)
-                    self.kill_at = now + _KILL_AFTER
-                elif self.deadline is not None and now >= self.deadline:
-                    logger.warning('Requests still in progress after %gs: stopping them',
-                                   self.timeout)
-                    self.stop_now()
+                if self.kill_at is not None:
+                    if now >= self.kill_at:
+                        logger.warning('uWSGI did not stop: killing it')
+                        self._signal_group(signal.SIGKILL)
+                        self.kill_at = now + _KILL_AFTER
+                elif self.deadline is not None:
+                    if now >= self.deadline:
+                        logger.warning('Requests still in progress after %gs: stopping '
+                                       'them', self.timeout)
+                        self.stop_now()
+                    else:
+                        self._nudge_workers()
         finally:
             self._signal_group(signal.SIGKILL)  # anything left of the group
+
+
+def _children(pid: int) -> List[int]:
+    """The child processes of ``pid`` (Linux; none where it cannot be known)."""
+    try:
+        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+            return [int(child) for child in f.read().split()]
+    except (OSError, ValueError):
+        return []
 
 
 class UwsgiServer:
@@ -205,6 +237,15 @@ class UwsgiServer:
     #: ``--worker-reload-mercy``); the ``UWSGI_WORKER_RELOAD_MERCY`` environment
     #: variable overrides it.
     graceful_timeout: int = 30
+
+    def installed(self) -> bool:
+        """Whether the ``uwsgi`` program is installed (the ``uwsgi`` Python module
+        exists only inside uWSGI, so looking for it cannot tell)."""
+        try:
+            uwsgi_binary()
+        except ImportError:
+            return False
+        return True
 
     def mercy(self) -> int:
         """The graceful stop/reload time limit in seconds (see ``graceful_timeout``)."""
@@ -267,6 +308,7 @@ class UwsgiServer:
         if not isinstance(app, str):
             raise TypeError("the uwsgi server imports the application in its own "
                             "processes: pass it as 'MODULE:APP', not as an object")
+        uwsgi_binary()  # installed?
         from microdot.cli import load_app
         load_app(app)  # the command line's own errors for a wrong MODULE:APP
         _check_port(host, port)
