@@ -22,7 +22,7 @@ from websockets.sync.client import connect as ws_connect
 
 from microdot import ws_protocol as wsp
 from microdot.wsgi_uwsgi_server import uwsgi_binary
-from support import ROOT, free_port, serve
+from support import ROOT, ServerProcess, free_port, serve
 
 APPS = str(ROOT / 'tests' / 'apps')
 EXAMPLES = str(ROOT / 'examples')
@@ -342,3 +342,25 @@ def test_echo_example_unchanged(mode):
             assert ws.recv() == 'hello example'
             ws.send(b'\x01\x02')
             assert ws.recv() == b'\x01\x02'
+
+
+# -- app.shutdown() ------------------------------------------------------------------------------
+
+def test_app_shutdown_stops_uwsgi_started_with_die_on_term():
+    """``app.shutdown()`` signals uWSGI's master once the answer is sent: with
+    ``--die-on-term`` SIGTERM stops it, all processes. (uWSGI then stops its workers
+    at once, and skips the atexit handlers, so the shutdown hooks, of a worker still
+    busy; ``microdot run --server uwsgi`` stops gracefully instead.)"""
+    port = free_port()
+    server = ServerProcess(uwsgi(port, 'shutdown_app:wsgi_app', '--processes', '2'), port,
+                           cwd=APPS)
+    try:
+        server.wait_ready()
+        res = httpx.get(server.url + '/shutdown', timeout=10)
+        assert res.status_code == 200
+        assert res.content == b'The server is shutting down...\n' * 33825
+        assert server.proc.wait(15) == 0
+        with socket.socket() as probe:
+            assert probe.connect_ex(('127.0.0.1', port)) != 0
+    finally:
+        server.stop()

@@ -241,9 +241,12 @@ def test_sighup_reloads_the_new_code_while_serving(tmp_path):
 
 def test_app_shutdown_stops_the_whole_server(tmp_path):
     """``app.shutdown()`` from a route (a plain app): the full answer, then this
-    command and every uWSGI process end."""
+    command and every uWSGI process end, gracefully: each worker that started ran its
+    shutdown hooks."""
     server = start(tmp_path, '--workers', '2')
     try:
+        pids = {httpx.get(server.url + '/info', timeout=10).json()['pid']
+                for _ in range(4)}
         res = httpx.get(server.url + '/shutdown', timeout=10)
         assert res.status_code == 200 and res.text == 'bye ' * 100000
         assert wait_exit(server, 20) == 0
@@ -253,6 +256,10 @@ def test_app_shutdown_stops_the_whole_server(tmp_path):
                           .split(')')[0]), 0)
     finally:
         server.stop()
+    events = (tmp_path / 'events.txt').read_text().split('\n')
+    starts = sorted(e.split()[1] for e in events if e.startswith('startup'))
+    stops = sorted(e.split()[1] for e in events if e.startswith('shutdown'))
+    assert starts == stops and len(starts) >= len(pids), server.output
 
 
 # -- errors and options --------------------------------------------------------------------

@@ -689,13 +689,13 @@ class SocketTakeover:
             server = self.environ.get('SERVER_SOFTWARE') or 'this WSGI server'
             logger.warning('WebSocket request for %s refused with 501: %s exposes no '
                            'socket to take over; serve WebSocket routes with gunicorn '
-                           '(sync or gthread workers) or an ASGI server', request.path,
-                           server)
+                           '(sync or gthread workers), uWSGI or an ASGI server',
+                           request.path, server)
             raise wsp.HandshakeError(
                 501, 'WebSocket is not available on %s: this WSGI server exposes no '
                 'socket that can be taken over; run the application with gunicorn '
-                '(sync or gthread workers) or under an ASGI server such as uvicorn'
-                % server)
+                '(sync or gthread workers), uWSGI (--http-websockets) or under an ASGI '
+                'server such as uvicorn' % server)
         self.start_response('101 Switching Protocols',
                             wsp.handshake_response_headers(accept, chosen))
         response.headers_sent = True  # FramedTransport.accept() writes the head
