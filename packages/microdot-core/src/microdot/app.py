@@ -10,7 +10,8 @@ import asyncio
 import inspect
 import logging
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Coroutine, Dict, Iterable, List, Optional, Sequence, Tuple,
+                    Type, TypeVar, Union, overload)
 
 from .adapters import mark_coroutine_function, serve_call
 from .exceptions import HTTPException, abort as _abort
@@ -19,10 +20,21 @@ from .requests import Request
 from .responses import Response
 from .routing import Route, Router, URLPattern
 from .streams import BodyTooLarge
+from .typedefs import (AfterRequestHandler, ASGIReceive, ASGIScope, ASGISend,
+                       BeforeRequestHandler, ErrorHandler, LifespanHandler, RouteHandler,
+                       StartResponse, WSGIEnviron)
 
 logger = logging.getLogger('microdot')
 
 Handler = Callable[..., Any]
+
+_F = TypeVar('_F', bound=RouteHandler)
+_B = TypeVar('_B', bound=BeforeRequestHandler)
+_A = TypeVar('_A', bound=AfterRequestHandler)
+_H = TypeVar('_H', bound=ErrorHandler)
+_L = TypeVar('_L', bound=LifespanHandler)
+_E = TypeVar('_E', bound=BaseException)
+_R = TypeVar('_R')
 
 _async_cache: Dict[Any, bool] = {}
 
@@ -64,7 +76,16 @@ async def _invoke(req: Any, f: Handler, *args: Any, **kwargs: Any) -> Any:
 
 
 async def invoke_handler(f: Handler, *args: Any, **kwargs: Any) -> Any:
-    """Call ``f``: awaited if async, in a worker thread if not (so it cannot block)."""
+    """Call ``f``: awaited if async, in a worker thread if not (so it cannot block).
+
+    Args:
+        f: The function, sync or async.
+        *args: Its positional arguments.
+        **kwargs: Its keyword arguments.
+
+    Returns:
+        What ``f`` returns (awaited when it is async).
+    """
     if _is_async(f):
         return await f(*args, **kwargs)
     return await asyncio.to_thread(f, *args, **kwargs)
@@ -82,7 +103,12 @@ def _call_hook(f: Handler, scope: Any) -> Any:
 
 
 def merge_vary(headers: Any, *names: str) -> None:
-    """Add ``names`` to a ``Vary`` header, keeping what is there and avoiding repeats."""
+    """Add ``names`` to a ``Vary`` header, keeping what is there and avoiding repeats.
+
+    Args:
+        headers: The response headers (updated in place).
+        *names: The header names the response depends on.
+    """
     current = headers.get('Vary') or ''
     items = [h.strip() for h in current.split(',') if h.strip()]
     lower = {h.lower() for h in items}
@@ -103,7 +129,17 @@ def _changed() -> None:
 
 
 def make_response(res: Any) -> Response:
-    """Turn a handler's return value into a ``Response`` (Microdot's rules)."""
+    """Turn a handler's return value into a ``Response`` (Microdot's rules).
+
+    Args:
+        res: What the handler returned: a ``Response``; a body (``str``, ``bytes``,
+            a ``dict`` or ``list`` sent as JSON, an iterator, a file); an ``int``
+            status; or a tuple ``(body, status)``, ``(body, headers)``,
+            ``(body, status, headers)`` (a first ``int`` item is the status).
+
+    Returns:
+        The response.
+    """
     if type(res) is str:
         return Response(res)
     if isinstance(res, Response):
@@ -114,11 +150,11 @@ def make_response(res: Any) -> Response:
         if not res:
             return Response()
         if isinstance(res[0], int) and not isinstance(res[0], bool):
-            res = (b'',) + res
-        body = res[0]
-        if len(res) > 1 and isinstance(res[1], int):
-            return Response(body, res[1], res[2] if len(res) > 2 else None)
-        return Response(body, 200, res[1] if len(res) > 1 else None)
+            res = (b'',) + res  # pyright: ignore[reportUnknownVariableType]
+        body = res[0]  # pyright: ignore[reportUnknownVariableType]
+        if len(res) > 1 and isinstance(res[1], int):  # pyright: ignore[reportUnknownArgumentType]
+            return Response(body, res[1], res[2] if len(res) > 2 else None)  # pyright: ignore[reportUnknownArgumentType]
+        return Response(body, 200, res[1] if len(res) > 1 else None)  # pyright: ignore[reportUnknownArgumentType]
     return Response(res)
 
 
@@ -155,86 +191,210 @@ class Microdot:
     # -- registration ---------------------------------------------------------------
 
     def route(self, url_pattern: str, methods: Optional[Sequence[str]] = None
-              ) -> Callable[[Handler], Handler]:
-        """Decorator: handle ``url_pattern`` for ``methods`` (default ``['GET']``).
+              ) -> Callable[[_F], _F]:
+        """Decorator: handle ``url_pattern`` for ``methods``.
 
-        As in Microdot, the pattern is checked when the first request is routed, not
-        here: an invalid pattern then raises ``ValueError`` out of dispatch.
+        The handler is called as ``f(request, **url_args)``, sync or async, and
+        returns the response (see :func:`make_response`). As in Microdot, the pattern
+        is checked when the first request is routed, not here: an invalid pattern then
+        raises ``ValueError`` out of dispatch.
+
+        Args:
+            url_pattern: The URL pattern, such as ``'/users/<int:id>'``.
+            methods: The HTTP methods (default ``['GET']``).
+
+        Returns:
+            The decorator; it registers the handler and returns it unchanged.
         """
-        def decorated(f: Handler) -> Handler:
+        def decorated(f: _F) -> _F:
             self.url_map.append(Route(len(self.url_map), methods or ['GET'],
                                       URLPattern(url_pattern), f, owner=self))
             _changed()
             return f
         return decorated
 
-    def get(self, url_pattern: str) -> Callable[[Handler], Handler]:
+    def get(self, url_pattern: str) -> Callable[[_F], _F]:
+        """Decorator: handle ``url_pattern`` for the ``GET`` method.
+
+        Args:
+            url_pattern: The URL pattern (see :meth:`route`).
+
+        Returns:
+            The decorator; it registers the handler and returns it unchanged.
+        """
         return self.route(url_pattern, methods=['GET'])
 
-    def post(self, url_pattern: str) -> Callable[[Handler], Handler]:
+    def post(self, url_pattern: str) -> Callable[[_F], _F]:
+        """Decorator: handle ``url_pattern`` for the ``POST`` method.
+
+        Args:
+            url_pattern: The URL pattern (see :meth:`route`).
+
+        Returns:
+            The decorator; it registers the handler and returns it unchanged.
+        """
         return self.route(url_pattern, methods=['POST'])
 
-    def put(self, url_pattern: str) -> Callable[[Handler], Handler]:
+    def put(self, url_pattern: str) -> Callable[[_F], _F]:
+        """Decorator: handle ``url_pattern`` for the ``PUT`` method.
+
+        Args:
+            url_pattern: The URL pattern (see :meth:`route`).
+
+        Returns:
+            The decorator; it registers the handler and returns it unchanged.
+        """
         return self.route(url_pattern, methods=['PUT'])
 
-    def patch(self, url_pattern: str) -> Callable[[Handler], Handler]:
+    def patch(self, url_pattern: str) -> Callable[[_F], _F]:
+        """Decorator: handle ``url_pattern`` for the ``PATCH`` method.
+
+        Args:
+            url_pattern: The URL pattern (see :meth:`route`).
+
+        Returns:
+            The decorator; it registers the handler and returns it unchanged.
+        """
         return self.route(url_pattern, methods=['PATCH'])
 
-    def delete(self, url_pattern: str) -> Callable[[Handler], Handler]:
+    def delete(self, url_pattern: str) -> Callable[[_F], _F]:
+        """Decorator: handle ``url_pattern`` for the ``DELETE`` method.
+
+        Args:
+            url_pattern: The URL pattern (see :meth:`route`).
+
+        Returns:
+            The decorator; it registers the handler and returns it unchanged.
+        """
         return self.route(url_pattern, methods=['DELETE'])
 
-    def query(self, url_pattern: str) -> Callable[[Handler], Handler]:
-        """Handle the HTTP ``QUERY`` method (a safe GET with a body)."""
+    def query(self, url_pattern: str) -> Callable[[_F], _F]:
+        """Decorator: handle ``url_pattern`` for the ``QUERY`` method (a safe GET with a body).
+
+        Args:
+            url_pattern: The URL pattern (see :meth:`route`).
+
+        Returns:
+            The decorator; it registers the handler and returns it unchanged.
+        """
         return self.route(url_pattern, methods=['QUERY'])
 
-    def before_request(self, f: Handler) -> Handler:
-        """Register ``f(request)``; a truthy return value becomes the response and
-        ends the chain (a falsy one does not, as in Microdot)."""
+    def before_request(self, f: _B) -> _B:
+        """Register ``f(request)`` to run before each request's handler.
+
+        A truthy return value becomes the response and ends the chain (a falsy one
+        does not, as in Microdot).
+
+        Args:
+            f: The hook, sync or async.
+
+        Returns:
+            ``f``, so that this works as a decorator.
+        """
         self.before_request_handlers.append(f)
         _changed()
         return f
 
-    def after_request(self, f: Handler) -> Handler:
-        """Register ``f(request, response)``; it may return a replacement response."""
+    def after_request(self, f: _A) -> _A:
+        """Register ``f(request, response)`` to run after each request's handler.
+
+        Args:
+            f: The hook, sync or async; it may return a replacement response.
+
+        Returns:
+            ``f``, so that this works as a decorator.
+        """
         self.after_request_handlers.append(f)
         _changed()
         return f
 
-    def after_error_request(self, f: Handler) -> Handler:
-        """Like :meth:`after_request`, for the answers that did not come from a route
-        handler: errors, and the automatic OPTIONS answers (as in Microdot)."""
+    def after_error_request(self, f: _A) -> _A:
+        """Register ``f(request, response)`` for the answers no route handler gave.
+
+        Like :meth:`after_request`, for errors and the automatic OPTIONS answers (as
+        in Microdot). For a malformed request, ``request`` is ``None``.
+
+        Args:
+            f: The hook, sync or async; it may return a replacement response.
+
+        Returns:
+            ``f``, so that this works as a decorator.
+        """
         self.after_error_request_handlers.append(f)
         _changed()
         return f
 
-    def errorhandler(self, status_code_or_exception_class: Any) -> Callable[[Handler], Handler]:
-        """Decorator: handle a status code (``f(request)``) or an exception class
-        (``f(request, exc)``; the most specific class wins)."""
+    @overload
+    def errorhandler(self, status_code_or_exception_class: int
+                     ) -> Callable[[_H], _H]: ...
+
+    @overload
+    def errorhandler(self, status_code_or_exception_class: Type[_E]
+                     ) -> Callable[[Callable[[Request, _E], _R]],
+                                   Callable[[Request, _E], _R]]: ...
+
+    def errorhandler(self, status_code_or_exception_class: Union[int, Type[BaseException]]
+                     ) -> Callable[[Any], Any]:
+        """Decorator: handle a status code or an exception class.
+
+        For a status code the handler is called as ``f(request)``; for an exception
+        class as ``f(request, exc)``, and the most specific class wins. Sync or async,
+        it returns the response (see :func:`make_response`).
+
+        Args:
+            status_code_or_exception_class: The status code (``404``) or the
+                exception class (``ValueError``).
+
+        Returns:
+            The decorator; it registers the handler and returns it unchanged.
+        """
         def decorated(f: Handler) -> Handler:
             self.error_handlers[status_code_or_exception_class] = f
             _changed()
             return f
         return decorated
 
-    def on_startup(self, f: Handler) -> Handler:
-        """Register a startup hook (sync or async; optional ``scope`` argument)."""
+    def on_startup(self, f: _L) -> _L:
+        """Register a startup hook (sync or async; optional ``scope`` argument).
+
+        Args:
+            f: The hook: ``f()`` or ``f(scope)`` (the ASGI lifespan scope, or ``None``).
+
+        Returns:
+            ``f``, so that this works as a decorator.
+        """
         self.startup_handlers.append(f)
         return f
 
-    def on_shutdown(self, f: Handler) -> Handler:
-        """Register a shutdown hook (sync or async; optional ``scope`` argument)."""
+    def on_shutdown(self, f: _L) -> _L:
+        """Register a shutdown hook (sync or async; optional ``scope`` argument).
+
+        Args:
+            f: The hook: ``f()`` or ``f(scope)`` (the ASGI lifespan scope, or ``None``).
+
+        Returns:
+            ``f``, so that this works as a decorator.
+        """
         self.shutdown_handlers.append(f)
         return f
 
     async def run_startup(self, scope: Any = None) -> None:
-        """Run the startup hooks, in registration order."""
+        """Run the startup hooks, in registration order.
+
+        Args:
+            scope: What hooks that take an argument receive (the ASGI lifespan scope).
+        """
         for f in self.startup_handlers:
             result = _call_hook(f, scope)
             if inspect.isawaitable(result):
                 await result
 
     async def run_shutdown(self, scope: Any = None) -> None:
-        """Run the shutdown hooks, in reverse registration order."""
+        """Run the shutdown hooks, in reverse registration order.
+
+        Args:
+            scope: What hooks that take an argument receive (the ASGI lifespan scope).
+        """
         for f in reversed(self.shutdown_handlers):
             result = _call_hook(f, scope)
             if inspect.isawaitable(result):
@@ -250,6 +410,11 @@ class Microdot:
         this application's, its ``after_request``/``after_error_request`` hooks and
         error handlers before this application's. Routes are copied now: routes
         added to ``subapp`` later are not served.
+
+        Args:
+            subapp: The application to mount.
+            url_prefix: The path its routes are served under (``''``: at the root).
+            local: Keep ``subapp``'s hooks and error handlers for its own routes.
         """
         url_prefix = url_prefix.rstrip('/')
         for route in subapp.url_map:
@@ -274,7 +439,16 @@ class Microdot:
 
     def static(self, url_prefix: str, directory: str, max_age: Optional[int] = None,
                index: Optional[str] = 'index.html') -> None:
-        """Serve the files below ``directory`` at ``url_prefix`` (path traversal refused)."""
+        """Serve the files below ``directory`` at ``url_prefix`` (path traversal refused).
+
+        Hidden files (a path part starting with ``.``) are not served.
+
+        Args:
+            url_prefix: The URL path the files are served under.
+            directory: The folder to serve.
+            max_age: The ``Cache-Control`` max-age of the answers, in seconds.
+            index: The file served for a folder's path (``None``: none).
+        """
         root = os.path.realpath(directory)
         url_prefix = url_prefix.rstrip('/')
 
@@ -352,8 +526,15 @@ class Microdot:
         return []
 
     def find_route(self, req: Request) -> Any:
-        """Route ``req``: sets its route and URL arguments; returns the handler,
-        404/405, or the OPTIONS answer (a headers dict)."""
+        """Route ``req``: set its route and URL arguments.
+
+        Args:
+            req: The request.
+
+        Returns:
+            The route handler; ``404`` or ``405`` when none applies; or, for
+            ``OPTIONS``, the answer's headers (a ``dict``).
+        """
         return self._route(req)[0]
 
     def _route(self, req: Request) -> Tuple[Any, Optional[Route]]:
@@ -397,9 +578,16 @@ class Microdot:
         return handler, route
 
     def allowed_methods(self, path: str) -> List[str]:
-        """The methods the routes matching ``path`` accept, in the order they were
-        declared, then HEAD (when GET is there) and OPTIONS: Microdot's order, each
-        method once. Empty for a path no route matches."""
+        """The methods the routes matching ``path`` accept.
+
+        Args:
+            path: The request path.
+
+        Returns:
+            The methods in the order they were declared, then HEAD (when GET is
+            there) and OPTIONS: Microdot's order, each method once. Empty for a path
+            no route matches.
+        """
         allow: List[str] = []
         for route, _ in self._compile().match(path):
             for m in route.method_list:
@@ -413,17 +601,31 @@ class Microdot:
         return allow
 
     def default_options_handler(self, req: Request) -> Dict[str, str]:
-        """Answer OPTIONS with the ``Allow`` header for the path."""
+        """Answer OPTIONS with the ``Allow`` header for the path.
+
+        Args:
+            req: The ``OPTIONS`` request.
+
+        Returns:
+            The answer's headers.
+        """
         return {'Allow': ', '.join(self.allowed_methods(req.path) or ['OPTIONS'])}
 
     # -- dispatch -------------------------------------------------------------------
 
     async def dispatch_request(self, req: Optional[Request]) -> Response:
-        """Produce the response for ``req`` (``None`` stands for a malformed request).
+        """Produce the response for a request.
 
         Routing happens outside the error handling, as in Microdot: an invalid URL
         pattern (or a failing ``options_handler``) raises out of this method.
+
+        Args:
+            req: The request; ``None`` stands for a malformed request (answered 400).
+
+        Returns:
+            The response, after the hooks ran.
         """
+        res: Any
         if req is None:
             res = await self._error_response(None, 400, 'Bad request')
             return await self._after_error(None, res)
@@ -434,7 +636,7 @@ class Microdot:
         try:
             if not callable(f):
                 if isinstance(f, dict):  # the automatic OPTIONS answer
-                    return await self._after_error(req, Response(headers=f))
+                    return await self._after_error(req, Response(headers=f))  # pyright: ignore[reportUnknownArgumentType]
                 if isinstance(f, Response):
                     return await self._after_error(req, f)
                 status = f
@@ -454,16 +656,16 @@ class Microdot:
                     if not req.on_loop:
                         req.on_loop = True
                         await SWITCH_TO_LOOP
-                    res = await f(req, **req.url_args)
+                    res = await f(req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
                 elif req.inline_sync:
-                    res = f(req, **req.url_args)
+                    res = f(req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
                 else:
-                    res = await asyncio.to_thread(f, req, **req.url_args)
-            res = Response(res) if type(res) is str else make_response(res)
+                    res = await asyncio.to_thread(f, req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+            res = Response(res) if type(res) is str else make_response(res)  # pyright: ignore[reportUnknownArgumentType]
             for handler in route.after_request:
                 res = await _invoke(req, handler, req, res) or res
-            if req._after:
-                for handler in req._after:
+            if req._after:  # pyright: ignore[reportPrivateUsage]
+                for handler in req._after:  # pyright: ignore[reportPrivateUsage]
                     res = await _invoke(req, handler, req, res) or res
             return self._finish(req, res)
         except HTTPException as exc:
@@ -478,9 +680,9 @@ class Microdot:
         if res is Response.already_handled:
             return res
         if res.file_info is not None:
-            res = res._apply_conditional(req)
+            res = res._apply_conditional(req)  # pyright: ignore[reportPrivateUsage]
         res.is_head = req.method == 'HEAD'
-        g = req._g
+        g = req._g  # pyright: ignore[reportPrivateUsage]
         if g is not None:
             # what the response depends on, recorded by extensions (session, CORS,
             # CSRF) in request.g._vary: on every answer, errors included
@@ -559,15 +761,38 @@ class Microdot:
     _asgi_adapter: Optional[Callable[..., Any]] = None
     _wsgi_adapter: Optional[Callable[..., Any]] = None
 
+    @overload
+    def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend, /
+                 ) -> Coroutine[Any, Any, None]: ...
+
+    @overload
+    def __call__(self, environ: WSGIEnviron, start_response: StartResponse, /
+                 ) -> Iterable[bytes]: ...
+
+    @overload
+    def __call__(self, scope: ASGIScope, /
+                 ) -> Callable[[ASGIReceive, ASGISend], Coroutine[Any, Any, None]]: ...
+
     def __call__(self, *args: Any) -> Any:
-        """Serve a call from an ASGI server (``scope, receive, send``) or a WSGI server
-        (``environ, start_response``) through the matching adapter plugin,
-        microdot-asgi or microdot-wsgi (see :mod:`microdot.adapters`).
+        """Serve a call from an ASGI or a WSGI server.
+
+        An ASGI server calls ``app(scope, receive, send)`` (or ``app(scope)``, the
+        ASGI 2 form), a WSGI server ``app(environ, start_response)``: the call goes
+        through the matching adapter plugin, microdot-asgi or microdot-wsgi (see
+        :mod:`microdot.adapters`).
+
+        Args:
+            *args: The server's positional arguments.
+
+        Returns:
+            What the adapter returns: a coroutine (ASGI), the response body's
+            iterable of bytes (WSGI), or for the ASGI 2 form the callable taking
+            ``(receive, send)``.
 
         Raises:
-            microdot.plugins.PluginError: that plugin is not installed (the message
+            microdot.plugins.PluginError: That plugin is not installed (the message
                 names what to ``pip install``).
-            TypeError: a call that is neither ASGI nor WSGI.
+            TypeError: A call that is neither ASGI nor WSGI.
         """
         count = len(args)
         adapter = self._asgi_adapter if count == 3 else \
@@ -582,14 +807,27 @@ class Microdot:
             **options: Any) -> None:
         """Serve the application until :meth:`shutdown` or SIGINT/SIGTERM.
 
-        ``server`` names a ``microdot.servers`` plugin (default: the built-in server).
-        With the built-in server, ``workers=N`` serves from N processes (``0`` or
-        ``'auto'``: one per CPU) and ``reload=True`` restarts on code changes (see
-        :mod:`microdot.supervisor`, :mod:`microdot.reload`); ``debug=True`` turns the
-        access log on unless ``access_log`` is given. Unless the application
-        configured logging, INFO messages of the ``microdot`` loggers are shown on
-        stderr. A server that cannot start (port in use) logs one line and exits
-        with status 1.
+        Unless the application configured logging, INFO messages of the ``microdot``
+        loggers are shown on stderr.
+
+        Args:
+            host: The address to listen on.
+            port: The port to listen on.
+            debug: Turn the access log on (unless ``access_log`` is given) and keep
+                ``debug`` on the application.
+            ssl: An ``ssl.SSLContext`` for HTTPS (built-in server only).
+            server: The name of a ``microdot.servers`` plugin (default: the built-in
+                server).
+            workers: Serve from N processes (``0`` or ``'auto'``: one per CPU; see
+                :mod:`microdot.supervisor`).
+            reload: Restart when the code changes (see :mod:`microdot.reload`).
+            **options: More options for the server (for the built-in one, those of
+                :class:`microdot.server.Server`).
+
+        Raises:
+            SystemExit: The server cannot start (port in use): one line is logged and
+                the status is 1.
+            ValueError: ``ssl`` given with another server than the built-in one.
         """
         from .console import configure_logging
         from .server import cpu_workers
@@ -620,14 +858,26 @@ class Microdot:
     async def start_server(self, host: str = '0.0.0.0', port: int = 5000,
                            debug: bool = False, ssl: Any = None, sock: Any = None,
                            start_serving: bool = True, **options: Any) -> Any:
-        """Serve the application on the built-in server inside a running event loop;
-        returns after :meth:`shutdown` once in-flight requests finish. ``sock`` serves
-        an already bound listening socket instead of ``host``/``port``.
+        """Serve the application on the built-in server inside a running event loop.
 
-        With ``start_serving=False`` (as Microdot 2.7), the startup hooks run and the
-        socket is bound, but no connection is accepted yet: the server
-        (:class:`microdot.server.Server`, also ``app.server``) is returned, and
-        ``await server.serve_forever()`` serves until :meth:`shutdown`.
+        It returns after :meth:`shutdown`, once in-flight requests finish.
+
+        Args:
+            host: The address to listen on.
+            port: The port to listen on.
+            debug: Kept as the application's ``debug``.
+            ssl: An ``ssl.SSLContext`` for HTTPS.
+            sock: An already bound listening socket to serve instead of
+                ``host``/``port``.
+            start_serving: With ``False`` (as Microdot 2.7), the startup hooks run
+                and the socket is bound, but no connection is accepted yet: the
+                server is returned, and ``await server.serve_forever()`` serves until
+                :meth:`shutdown`.
+            **options: The options of :class:`microdot.server.Server`.
+
+        Returns:
+            ``None`` once served; with ``start_serving=False``, the
+            :class:`microdot.server.Server` (also ``app.server``).
         """
         from .server import Server
         self.debug = debug
