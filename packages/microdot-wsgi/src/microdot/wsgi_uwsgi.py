@@ -96,7 +96,7 @@ class UwsgiTransport(FramedTransport):
         self._send_head = send_head
         #: Seconds between two pings (``None`` or 0: no pings).
         self.ping_interval = ping_interval
-        self._pinger: Optional[asyncio.Task] = None
+        self._pinger: 'Optional[asyncio.Task[None]]' = None
 
     async def accept(self, subprotocol: Optional[str] = None,
                      headers: Sequence[Tuple[str, str]] = ()) -> None:

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 from types import FrameType
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, FrozenSet, List, Optional
 
 from microdot.listener import PortInUse, ServeError
 from microdot.wsgi import _missing
@@ -232,7 +232,7 @@ class UwsgiServer:
 
     MICRODOT_PLUGIN_API = 1
     name = 'uwsgi'
-    options: frozenset = frozenset({'workers', 'threads', 'reload', 'access_log'})
+    options: FrozenSet[str] = frozenset({'workers', 'threads', 'reload', 'access_log'})
     #: Seconds a graceful stop or reload waits for the requests in progress (uWSGI's
     #: ``--worker-reload-mercy``); the ``UWSGI_WORKER_RELOAD_MERCY`` environment
     #: variable overrides it.
