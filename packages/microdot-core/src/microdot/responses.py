@@ -9,7 +9,8 @@ import json.encoder as _json_encoder
 from json.encoder import encode_basestring_ascii as _encode_basestring_ascii
 import os
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import (Any, AsyncGenerator, Callable, Dict, Iterable, List, Optional, Tuple,
+                    Union)
 
 from .http11 import check_fields, reason_phrase
 from .structures import NoCaseDict
@@ -330,7 +331,7 @@ class Response:
         except OSError:  # the client went away
             pass
 
-    def body_iter(self) -> AsyncIterator[bytes]:
+    def body_iter(self) -> AsyncGenerator[bytes, None]:
         """The body as an async iterator of byte chunks.
 
         Returns:
@@ -517,7 +518,7 @@ class _LimitedReader:
         self.f.close()
 
 
-async def _iterate_body(body: Any, buffer_size: int) -> AsyncIterator[bytes]:
+async def _iterate_body(body: Any, buffer_size: int) -> AsyncGenerator[bytes, None]:
     """Yield a body's bytes, closing generators and files however iteration ends."""
     if isinstance(body, bytes):
         if body:

@@ -20,7 +20,7 @@ import socket
 import time
 from email.utils import formatdate
 from collections import deque
-from typing import Any, Callable, Deque, Dict, Optional, Set, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Union, cast
 
 from . import http11
 from .exceptions import HTTPException
@@ -74,22 +74,21 @@ _RETRY_AFTER = '2'
 #: make room (a new connection's request may be on its way)
 _MIN_IDLE = 1.0
 
-_date_cache: list = [0, '', b'']
+#: ``[second, date text, date bytes]`` of the last :func:`http_date` call.
+_date_cache: List[Any] = [0, '', b'']
 
 
 def http_date() -> str:
-    """The current time as an HTTP date, recomputed at most once a second."""
+    """The current time as an HTTP date, recomputed at most once a second.
+
+    Returns:
+        The date, such as ``'Sun, 06 Nov 1994 08:49:37 GMT'``.
+    """
     now = int(time.time())
     if _date_cache[0] != now:
         date = formatdate(now, usegmt=True)
         _date_cache[:] = [now, date, date.encode('ascii')]  # one step: threads may read
-    return _date_cache[1]
-
-
-def _date_bytes() -> bytes:
-    """:func:`http_date` as bytes (from the same cache)."""
-    http_date()
-    return _date_cache[2]
+    return _date_cache[1]  # type: ignore[no-any-return]
 
 
 #: (status, content type) -> the head's text before the length and before the date
@@ -136,7 +135,29 @@ class _Timeout(Exception):
 
 
 class Server:
-    """Serves one application; see :data:`DEFAULTS` for the options."""
+    """Serves one application; see :data:`DEFAULTS` for the options.
+
+    Args:
+        app: The application.
+        **options: Server options, each named in :data:`DEFAULTS` (the others keep
+            their default).
+
+    Raises:
+        TypeError: An option that is not one of :data:`DEFAULTS`.
+    """
+
+    # the options (see DEFAULTS), set on each instance
+    head_timeout: float
+    keep_alive_timeout: float
+    body_timeout: float
+    body_min_rate: Optional[float]
+    write_timeout: float
+    shutdown_timeout: float
+    max_connections: int
+    max_connections_per_client: Union[int, float, None]
+    max_header_bytes: int
+    max_headers: int
+    access_log: bool
 
     def __init__(self, app: Any, **options: Any) -> None:
         unknown = set(options) - set(DEFAULTS)
@@ -161,14 +182,19 @@ class Server:
         self._refusals: Dict[str, int] = {}
         self._refusal_log_at = 0.0
         self.stopping = False
-        self._servers: list = []
+        self._servers: List[asyncio.AbstractServer] = []
         self._stop_event: Optional[asyncio.Event] = None
-        self._drained: Optional[asyncio.Future] = None
-        self._stopped: Optional[asyncio.Future] = None
+        self._drained: Optional[asyncio.Future[None]] = None
+        self._stopped: Optional[asyncio.Future[None]] = None
         self._sweeper: Optional[asyncio.TimerHandle] = None
-        self.sockets: list = []
+        self.sockets: List[socket.socket] = []
 
     def parser(self) -> http11.RequestParser:
+        """A request parser with this server's and the application's limits.
+
+        Returns:
+            A new parser, for one connection.
+        """
         max_line = self.app.max_readline or Request.max_readline
         return http11.RequestParser(max_request_line=max_line, max_header_line=max_line,
                                     max_header_bytes=self.max_header_bytes,
@@ -177,10 +203,17 @@ class Server:
     async def start(self, host: str = '0.0.0.0', port: int = 5000, ssl: Any = None,
                     sock: Optional[socket.socket] = None,
                     start_serving: bool = True) -> None:
-        """Run the startup hooks, then listen (``host`` may be IPv4 or IPv6).
+        """Run the startup hooks, then listen.
 
-        With ``start_serving=False`` the socket is bound but accepts no connection
-        until :meth:`start_serving` or :meth:`serve_forever` is called.
+        Args:
+            host: The address to listen on, IPv4 or IPv6 (``''``: every address).
+            port: The port to listen on.
+            ssl: An ``ssl.SSLContext`` for HTTPS.
+            sock: An already bound listening socket to serve instead of
+                ``host``/``port``.
+            start_serving: With ``False`` the socket is bound but accepts no
+                connection until :meth:`start_serving` or :meth:`serve_forever` is
+                called.
         """
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
@@ -225,8 +258,17 @@ class Server:
     # -- admission ------------------------------------------------------------------
 
     def admit(self, conn: 'HTTPConnection') -> Optional[str]:
-        """Count ``conn`` in, making room by closing idle connections (oldest first)
-        when a limit is reached; return why it is refused instead (None if admitted)."""
+        """Count ``conn`` in, or refuse it.
+
+        When a limit is reached, idle connections are closed (oldest first) to make
+        room.
+
+        Args:
+            conn: The new connection.
+
+        Returns:
+            ``None`` if it is admitted, else why it is refused.
+        """
         if self.stopping:
             return 'shutting down'
         key = conn.client_key
@@ -246,7 +288,11 @@ class Server:
         return None
 
     def forget(self, conn: 'HTTPConnection') -> None:
-        """``conn`` no longer counts against the limits (idempotent)."""
+        """``conn`` no longer counts against the limits (idempotent).
+
+        Args:
+            conn: The connection.
+        """
         if conn in self.connections:
             self.connections.remove(conn)
             key = conn.client_key
@@ -292,7 +338,11 @@ class Server:
         return False  # pragma: no cover - the rescan found one
 
     def refused(self, why: str) -> None:
-        """Count a refusal; the log gets one line per ``_REFUSAL_LOG_INTERVAL``."""
+        """Count a refusal; the log gets one line every few seconds.
+
+        Args:
+            why: Why the connection was refused.
+        """
         self._refusals[why] = self._refusals.get(why, 0) + 1
         now = asyncio.get_running_loop().time()
         if now >= self._refusal_log_at:
@@ -311,13 +361,25 @@ class Server:
 
     async def serve(self, host: str = '0.0.0.0', port: int = 5000, ssl: Any = None,
                     sock: Optional[socket.socket] = None) -> None:
-        """Serve until :meth:`shutdown`; returns once connections drain and the
-        shutdown hooks ran."""
+        """Serve until :meth:`shutdown`.
+
+        It returns once the connections drained and the shutdown hooks ran.
+
+        Args:
+            host: The address to listen on.
+            port: The port to listen on.
+            ssl: An ``ssl.SSLContext`` for HTTPS.
+            sock: An already bound listening socket to serve instead.
+        """
         await self.start(host, port, ssl=ssl, sock=sock)
         await self.serve_forever()
 
     def is_serving(self) -> bool:
-        """Whether connections are being accepted (as ``asyncio.Server``)."""
+        """Whether connections are being accepted (as ``asyncio.Server``).
+
+        Returns:
+            ``True`` while serving and not shutting down.
+        """
         return not self.stopping and any(s.is_serving() for s in self._servers)
 
     async def start_serving(self) -> None:
@@ -328,9 +390,11 @@ class Server:
             await server.start_serving()
 
     async def serve_forever(self) -> None:
-        """Accept connections until :meth:`shutdown` (``app.shutdown()``,
-        :meth:`close`), then let in-flight requests finish, run the shutdown hooks
-        and return."""
+        """Accept connections until :meth:`shutdown`, then stop.
+
+        After ``app.shutdown()`` (or :meth:`close`), in-flight requests finish and
+        the shutdown hooks run before this returns.
+        """
         await self.start_serving()
         try:
             assert self._stop_event is not None
@@ -350,9 +414,19 @@ class Server:
         await self.stop()  # joins serve_forever's stop, or stops if nobody serves
 
     async def __aenter__(self) -> 'Server':
+        """Enter an ``async with`` block.
+
+        Returns:
+            The server.
+        """
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        """Shut down and wait until stopped, leaving an ``async with`` block.
+
+        Args:
+            *exc_info: The exception leaving the block, if any.
+        """
         self.close()
         await self.wait_closed()
 
@@ -369,8 +443,11 @@ class Server:
             self._stop_event.set()
 
     async def stop(self) -> None:
-        """Shut down, wait (at most ``shutdown_timeout``) for the connections to
-        close, abort the rest and run the shutdown hooks; once, whoever calls it."""
+        """Shut down, let the connections close, and run the shutdown hooks.
+
+        Connections still open after ``shutdown_timeout`` seconds are aborted. The
+        stop happens once, whoever calls this.
+        """
         if self._stopped is not None:
             await asyncio.shield(self._stopped)
             return
@@ -424,7 +501,7 @@ def _client_key(peer: Any, family: int) -> Any:
     host usually has a whole /64); None when there is no address (Unix sockets)."""
     if not peer or not isinstance(peer, tuple):
         return None
-    host = peer[0]
+    host = cast(str, peer[0])
     if family == socket.AF_INET6:
         if host.startswith('::ffff:') and '.' in host:
             return host[7:]  # an IPv4 client on a dual-stack socket
@@ -464,7 +541,7 @@ class _SockWriter:
         self.conn = conn
 
     def write(self, data: bytes) -> None:
-        self.conn._take_raw()  # bytes the client pipelined after its request stay readable
+        self.conn._take_raw()  # bytes the client pipelined after its request stay readable  # pyright: ignore[reportPrivateUsage]
         if self.conn.transport is not None and not self.conn.transport.is_closing():
             self.conn.transport.write(data)
 
@@ -496,7 +573,11 @@ class _SockWriter:
 
 
 class HTTPConnection(asyncio.Protocol):
-    """One client connection: parsing, request loop, writing, deadlines."""
+    """One client connection: parsing, request loop, writing, deadlines.
+
+    Args:
+        server: The server the connection came to.
+    """
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -504,15 +585,15 @@ class HTTPConnection(asyncio.Protocol):
         self.loop = asyncio.get_event_loop()
         self.parser = server.parser()
         self.transport: Optional[asyncio.Transport] = None
-        self.task: Optional[asyncio.Task] = None
+        self.task: Optional[asyncio.Task[None]] = None
         self.client_addr: Any = None
         self.scheme = 'http'
         self.lost = False
         self.idle = True
         self.streaming = False
         self.upgraded = False
-        self._waiter: Optional[asyncio.Future] = None
-        self._drain_waiter: Optional[asyncio.Future] = None
+        self._waiter: Optional[asyncio.Future[None]] = None
+        self._drain_waiter: Optional[asyncio.Future[None]] = None
         self._write_paused = False
         self._read_paused = False
         self._raw = bytearray()
@@ -544,7 +625,12 @@ class HTTPConnection(asyncio.Protocol):
     # -- asyncio.Protocol -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        """Admit the new connection and start its request loop, or refuse it (503).
+
+        Args:
+            transport: The connection's transport.
+        """
+        self.transport = transport  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]
         peer = transport.get_extra_info('peername')
         self.client_addr = tuple(peer[:2]) if peer else None
         if transport.get_extra_info('sslcontext') is not None:
@@ -568,22 +654,23 @@ class HTTPConnection(asyncio.Protocol):
         """Answer a complete 503 and close without a reset: the input is read and
         dropped until the client closes, for at most ``_LINGER`` seconds."""
         server = self.server
+        lingering = server._lingering  # pyright: ignore[reportPrivateUsage]
         server.refused(why)
         self._write_error(503, None, 'Server shutting down' if server.stopping
                           else 'Too many connections', (('Retry-After', _RETRY_AFTER),))
         transport = self.transport
         assert transport is not None
-        if len(server._lingering) >= max(64, server.max_connections):
+        if len(lingering) >= max(64, server.max_connections):
             # bounded: the one refused longest ago goes (it had its 503 and its input
             # was read, so closing it sends no reset)
-            oldest = next(iter(server._lingering))
-            del server._lingering[oldest]
+            oldest = next(iter(lingering))
+            del lingering[oldest]
             if oldest.transport is not None:
                 oldest.transport.abort()
         self.data_received = self._drop  # type: ignore[method-assign]
         self.eof_received = self._eof_when_refused  # type: ignore[method-assign]
         self.linger_deadline = self.loop.time() + _LINGER
-        server._lingering[self] = None
+        lingering[self] = None
         if transport.can_write_eof():
             transport.write_eof()
 
@@ -594,19 +681,29 @@ class HTTPConnection(asyncio.Protocol):
         return False  # the client read the 503 and closed: close too
 
     def data_received(self, data: bytes) -> None:
+        """Feed received bytes to the parser (or the raw buffer after an upgrade).
+
+        Args:
+            data: The bytes.
+        """
         if self.upgraded:
             self._raw += data
             if len(self._raw) > _HIGH_WATER and not self._read_paused:
                 self._read_paused = True  # raw_read resumes once the handler catches up
-                self.transport.pause_reading()  # type: ignore[union-attr]
+                self.transport.pause_reading()  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
         elif self.parser.feed(data) > _HIGH_WATER and not self._read_paused:
             self._read_paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
+            self.transport.pause_reading()  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
         waiter = self._waiter  # (_wake, inline: once per request)
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def eof_received(self) -> bool:
+        """The client closed its side: end of the input.
+
+        Returns:
+            Whether to keep the transport open (to answer a half-closed request).
+        """
         if self.upgraded:
             self._raw_eof = True
         else:
@@ -621,11 +718,16 @@ class HTTPConnection(asyncio.Protocol):
         return self.scheme != 'https'
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
+        """The connection is gone: stop waiting for it, and stop a streamed response.
+
+        Args:
+            exc: The error that ended it, or ``None`` for a normal close.
+        """
         self.lost = True
         self._raw_eof = True
         if self.task is None or self.task.done():
             self.server.forget(self)  # else the request loop does, when it ends
-        self.server._lingering.pop(self, None)
+        self.server._lingering.pop(self, None)  # pyright: ignore[reportPrivateUsage]
         self._wake()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_exception(ConnectionResetError('connection lost'))
@@ -633,10 +735,12 @@ class HTTPConnection(asyncio.Protocol):
             self.task.cancel()
 
     def pause_writing(self) -> None:
+        """The transport's buffer is full: writers wait, and the write deadline runs."""
         self._write_paused = True
         self._arm_write_deadline()
 
     def resume_writing(self) -> None:
+        """The transport's buffer drained: writers may go on."""
         self._write_paused = False
         if self._closing:
             self._arm_write_deadline()  # for the rest of the output
@@ -664,7 +768,7 @@ class HTTPConnection(asyncio.Protocol):
             raise ConnectionResetError('connection lost')
         if self._read_paused:
             self._read_paused = False
-            self.transport.resume_reading()  # type: ignore[union-attr]
+            self.transport.resume_reading()  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
         self._waiter = waiter = self.loop.create_future()
         self.deadline = self.loop.time() + timeout
         try:
@@ -674,8 +778,14 @@ class HTTPConnection(asyncio.Protocol):
             self.deadline = None
 
     def expire(self, now: float) -> None:
-        """Called by the server's sweep: fail the current wait if its deadline passed,
-        abort the connection if the client read none of its output in write_timeout."""
+        """Enforce the deadlines; called by the server's periodic sweep.
+
+        The current wait fails if its deadline passed; the connection is aborted if
+        the client read none of its output in ``write_timeout`` seconds.
+
+        Args:
+            now: The event loop's time.
+        """
         deadline = self.deadline
         if deadline is not None and deadline <= now:
             waiter = self._waiter
@@ -694,9 +804,15 @@ class HTTPConnection(asyncio.Protocol):
                 self.transport.abort()  # connection_lost stops the response and body
 
     def reclaimable(self, now: float) -> bool:
-        """Whether the connection has waited for a request (first or next) for
-        ``_MIN_IDLE`` seconds and owes the client nothing, so that it can be closed to
-        make room for another."""
+        """Whether the connection may be closed to make room for another.
+
+        Args:
+            now: The event loop's time.
+
+        Returns:
+            ``True`` if it has waited for a request (first or next) for a second and
+            owes the client nothing.
+        """
         return self.idle and self._waiter is not None and self.parser.at_start and \
             now - self.idle_since >= _MIN_IDLE and \
             not self.upgraded and not self._write_paused and not self._closing and \
@@ -711,6 +827,11 @@ class HTTPConnection(asyncio.Protocol):
             self.task.cancel()
 
     async def drain(self) -> None:
+        """Wait until the client reads enough of the output for writing to go on.
+
+        Raises:
+            ConnectionResetError: The connection is gone.
+        """
         if self.lost:
             raise ConnectionResetError('connection lost')
         if self._write_paused:
@@ -726,16 +847,21 @@ class HTTPConnection(asyncio.Protocol):
     on_shutdown: Optional[Callable[[], None]] = None
 
     def notify_shutdown(self, callback: Callable[[], None]) -> None:
-        """Have ``callback()`` called once when the server shuts down, or at once if
-        it already is."""
+        """Have ``callback()`` called once when the server shuts down.
+
+        Args:
+            callback: Called at once if the server is shutting down already.
+        """
         if self.server.stopping:
             callback()
         else:
             self.on_shutdown = callback
 
     def shutdown(self) -> None:
-        """Server is stopping: close now if idle, else after the current response;
-        a connection with an :attr:`on_shutdown` callback is told through it."""
+        """The server is stopping: close now if idle, else after the current response.
+
+        A connection with an :attr:`on_shutdown` callback is told through it instead.
+        """
         callback = self.on_shutdown
         if callback is not None:
             self.on_shutdown = None
@@ -747,6 +873,7 @@ class HTTPConnection(asyncio.Protocol):
                 self.task.cancel()
 
     def abort(self) -> None:
+        """Close the connection at once, dropping what is not sent."""
         if self.transport is not None:
             self.transport.abort()
         if self.task is not None and not self.task.done():
@@ -785,7 +912,7 @@ class HTTPConnection(asyncio.Protocol):
         """Body bytes for ``BodyStream``; b'' at the end of the body."""
         if self.expect_continue:
             self.expect_continue = False
-            self.transport.write(b'HTTP/1.1 100 Continue\r\n\r\n')  # type: ignore[union-attr]
+            self.transport.write(b'HTTP/1.1 100 Continue\r\n\r\n')  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
         try:
             event = await self._next_body_event()
         except _Timeout:
@@ -845,7 +972,7 @@ class HTTPConnection(asyncio.Protocol):
                                 raise ConnectionResetError('connection lost')
                             if self._read_paused:
                                 self._read_paused = False
-                                self.transport.resume_reading()  # type: ignore[union-attr]
+                                self.transport.resume_reading()  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
                             self._waiter = waiter = loop.create_future()
                             self.deadline = now + remaining
                             try:
@@ -870,11 +997,11 @@ class HTTPConnection(asyncio.Protocol):
                                         self.sock, self.scheme)
                 if req.content_length > req.max_content_length:
                     self.expect_continue = False  # refuse before the client sends it
-                if req._stream is not None:  # a body: its deadlines count from here
+                if req._stream is not None:  # a body: its deadlines count from here  # pyright: ignore[reportPrivateUsage]
                     self._body_got = 0
                     self._body_waited = 0.0
                     try:
-                        await req._read_body()
+                        await req._read_body()  # pyright: ignore[reportPrivateUsage]
                     except HTTPException as exc:
                         self._write_error(exc.status_code, None, exc.reason)
                         return
@@ -953,14 +1080,14 @@ class HTTPConnection(asyncio.Protocol):
                 not self.server.stopping and req.http_version == '1.1' and \
                 req.method != 'HEAD':
             # the common case, in one step, with a head cached per status and type
-            # (and _date_bytes() inline)
-            head = _PLAIN_HEADS.get((res.status_code, ctype[1])) or \
+            # (and the date's bytes from http_date()'s cache, inline)
+            parts = _PLAIN_HEADS.get((res.status_code, ctype[1])) or \
                 _plain_head(res.status_code, ctype[1])
             date = _date_cache
             if date[0] != int(time.time()):
                 http_date()
             body = res.body
-            transport.write(b'%s%d%s%s\r\n\r\n%s' % (head[0], len(body), head[1],
+            transport.write(b'%s%d%s%s\r\n\r\n%s' % (parts[0], len(body), parts[1],
                                                       date[2], body))
             if self._write_paused:
                 await self.drain()
@@ -1058,14 +1185,22 @@ class HTTPConnection(asyncio.Protocol):
         handler, e.g. the WebSocket, has its own)."""
         if self._read_paused:
             self._read_paused = False
-            self.transport.resume_reading()  # type: ignore[union-attr]
-        self._waiter = self.loop.create_future()
+            self.transport.resume_reading()  # type: ignore[union-attr]  # pyright: ignore[reportOptionalMemberAccess]
+        self._waiter = waiter = self.loop.create_future()
         try:
-            await self._waiter
+            await waiter
         finally:
             self._waiter = None
 
-    async def raw_read(self, n: int = -1) -> bytes:
+    async def raw_read(self, n: Optional[int] = -1) -> bytes:
+        """Read bytes after a protocol switch (the WebSocket's reader).
+
+        Args:
+            n: The most bytes to return (``-1`` or ``None``: all that is buffered).
+
+        Returns:
+            At least one byte, or ``b''`` once the client closed.
+        """
         self._take_raw()
         while not self._raw and not self._raw_eof:
             await self._wait_raw()
@@ -1076,6 +1211,11 @@ class HTTPConnection(asyncio.Protocol):
         return data
 
     async def raw_readline(self) -> bytes:
+        """Read a line after a protocol switch.
+
+        Returns:
+            The line, with its ``\\n``; what is left once the client closed.
+        """
         self._take_raw()
         while b'\n' not in self._raw and not self._raw_eof:
             await self._wait_raw()
@@ -1087,12 +1227,15 @@ class HTTPConnection(asyncio.Protocol):
 
 
 def uvloop_chosen() -> bool:
-    """Whether the server runs on uvloop: installed, and not refused with
-    ``MICRODOT_LOOP=asyncio``."""
+    """Whether the server runs on uvloop.
+
+    Returns:
+        ``True`` if uvloop is installed and not refused with ``MICRODOT_LOOP=asyncio``.
+    """
     if os.environ.get('MICRODOT_LOOP', 'auto') == 'asyncio':
         return False
     try:
-        import uvloop  # noqa: F401
+        import uvloop  # noqa: F401  # pyright: ignore[reportUnusedImport]
     except ImportError:
         return False
     return True
@@ -1120,18 +1263,29 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
                  parent: Optional[int] = None, host: Optional[str] = None, port: int = 0,
                  on_stopping: Optional[Callable[[], None]] = None,
                  abort_signal: Optional[int] = None, **options: Any) -> None:
-    """Serve ``app`` on the bound listening ``sock`` (None: bind ``host``:``port``
-    after the startup hooks, every address of a name) in this process, in a new event
-    loop, until ``app.shutdown()`` or one of ``signals`` (a second one aborts open
-    connections; with ``abort_signal``, only that signal aborts them and a repeated
-    one of ``signals`` changes nothing: a worker may get SIGTERM both from its
-    supervisor and from whoever signalled the whole process group).
+    """Serve ``app`` in this process, in a new event loop, until it is stopped.
 
-    ``on_ready`` is called once the startup hooks ran and connections are about to be
-    accepted. ``parent`` is the pid of a supervising process: when it is gone, the
-    server shuts down (a worker never outlives its supervisor), and ``on_stopping`` is
-    called (within half a second) when the server stops for another reason than a
-    signal: ``app.shutdown()``.
+    It serves until ``app.shutdown()`` or one of ``signals``; a second one aborts
+    open connections.
+
+    Args:
+        app: The application.
+        sock: The bound listening socket; ``None``: bind ``host``:``port`` after the
+            startup hooks (every address of a name).
+        ssl: An ``ssl.SSLContext`` for HTTPS.
+        signals: The signals that stop the server.
+        on_ready: Called with the server once the startup hooks ran and connections
+            are about to be accepted.
+        parent: The pid of a supervising process: when it is gone, the server shuts
+            down (a worker never outlives its supervisor).
+        host: The address to bind when ``sock`` is ``None``.
+        port: The port to bind when ``sock`` is ``None``.
+        on_stopping: Called (within half a second, with ``parent``) when the server
+            stops for another reason than a signal: ``app.shutdown()``.
+        abort_signal: The only signal that aborts open connections; a repeated one
+            of ``signals`` then changes nothing (a worker may get SIGTERM both from
+            its supervisor and from whoever signalled the whole process group).
+        **options: The options of :class:`Server`.
     """
     server = Server(app, **options)
     quiet = _QuietStart()
@@ -1167,7 +1321,7 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
             else:
                 watch = loop.call_later(0.5, check_parent)
 
-        installed = []
+        installed: List[int] = []
         handlers = [(sig, on_signal) for sig in signals]
         if abort_signal is not None:
             handlers.append((abort_signal, on_abort))
@@ -1212,8 +1366,17 @@ def serve_socket(app: Any, sock: Optional[socket.socket], ssl: Any = None,
 
 
 def cpu_workers(workers: Union[int, str, None]) -> int:
-    """The number of worker processes ``workers`` asks for: None means 1 (no
-    supervisor); ``0`` or ``'auto'`` one per CPU."""
+    """The number of worker processes ``workers`` asks for.
+
+    Args:
+        workers: ``None`` means 1 (no supervisor); ``0`` or ``'auto'`` one per CPU.
+
+    Returns:
+        The number of processes.
+
+    Raises:
+        ValueError: ``workers`` is negative or not a number.
+    """
     if workers is None:
         return 1
     if workers == 'auto' or workers == 0:
@@ -1228,14 +1391,29 @@ def serve_app(app: Any, host: Optional[str] = '0.0.0.0', port: int = 5000,
               debug: bool = False, ssl: Any = None, sock: Optional[socket.socket] = None,
               workers: Union[int, str, None] = None, reload: bool = False,
               name: Optional[str] = None, **options: Any) -> None:
-    """Run the built-in server: one process, ``workers`` supervised processes, or a
-    reloading development server; returns once it stopped.
+    """Run the built-in server; return once it stopped.
 
-    ``app`` is the application or a ``MODULE:APP`` string (imported where it is
-    served: by each worker, or by the reloaded process). The socket is bound here,
-    once (see :mod:`microdot.listener`). ``name`` is what the start-up line calls the
-    application. Raises :class:`~microdot.listener.ServeError` (one-line message)
-    when the server cannot run, ``ValueError`` for contradicting arguments.
+    One process, ``workers`` supervised processes, or a reloading development
+    server. The socket is bound here, once (see :mod:`microdot.listener`).
+
+    Args:
+        app: The application, or a ``MODULE:APP`` string (imported where it is
+            served: by each worker, or by the reloaded process).
+        host: The address to listen on.
+        port: The port to listen on.
+        debug: Set the application's ``debug`` and turn the access log on (unless
+            ``access_log`` is given).
+        ssl: An ``ssl.SSLContext`` for HTTPS.
+        sock: An already bound listening socket to serve instead.
+        workers: The number of worker processes (see :func:`cpu_workers`).
+        reload: Restart when the code changes (see :mod:`microdot.reload`).
+        name: What the start-up line calls the application.
+        **options: The options of :class:`Server`.
+
+    Raises:
+        microdot.listener.ServeError: The server cannot run (one-line message).
+        ValueError: Contradicting arguments (``reload`` with ``workers``).
+        TypeError: An unknown option.
     """
     from . import console, listener, reload as reloader
     count = cpu_workers(workers)
@@ -1307,8 +1485,19 @@ def run_app(app: Any, host: str = '0.0.0.0', port: int = 5000, debug: bool = Fal
             ssl: Any = None, sock: Optional[socket.socket] = None,
             workers: Union[int, str, None] = None, reload: bool = False,
             **options: Any) -> None:
-    """Serve ``app`` until it is shut down, SIGINT or SIGTERM (a second signal
-    aborts); ``workers`` and ``reload`` as in :func:`serve_app`."""
+    """Serve ``app`` until it is shut down, SIGINT or SIGTERM (a second signal aborts).
+
+    Args:
+        app: The application, or a ``MODULE:APP`` string.
+        host: The address to listen on.
+        port: The port to listen on.
+        debug: Debug mode (see :func:`serve_app`).
+        ssl: An ``ssl.SSLContext`` for HTTPS.
+        sock: An already bound listening socket to serve instead.
+        workers: The number of worker processes, as in :func:`serve_app`.
+        reload: Restart when the code changes, as in :func:`serve_app`.
+        **options: The options of :class:`Server`.
+    """
     serve_app(app, host=host, port=port, debug=debug, ssl=ssl, sock=sock,
               workers=workers, reload=reload, **options)
 
@@ -1324,7 +1513,16 @@ class BuiltinServer:
     def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000,
             workers: Union[int, str, None] = None, reload: bool = False,
             **options: Any) -> None:
-        """Serve ``app`` (an application or ``MODULE:APP``); see :func:`serve_app`."""
+        """Serve ``app`` (an application or ``MODULE:APP``); see :func:`serve_app`.
+
+        Args:
+            app: The application, or a ``MODULE:APP`` string.
+            host: The address to listen on.
+            port: The port to listen on.
+            workers: The number of worker processes.
+            reload: Restart when the code changes.
+            **options: The options of :class:`Server`, and ``debug``.
+        """
         serve_app(app, host=host, port=port, workers=workers, reload=reload, **options)
 
 
