@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 __all__ = [
     'ProtocolError', 'RequestHead', 'Data', 'EndOfMessage', 'Event',
@@ -28,6 +28,10 @@ class ProtocolError(Exception):
     """Malformed or unacceptable request; the server answers status_code and closes.
 
     ``reason`` is fixed text written here, never a copy of the peer's bytes.
+
+    Args:
+        status_code: The status to answer.
+        reason: What is wrong (for the log and the answer's body).
     """
 
     status_code: int
@@ -51,6 +55,19 @@ class RequestHead:
 
     Strings are latin-1 decoded so every byte round-trips; the path is still
     percent-encoded.
+
+    Args:
+        method: The method.
+        target: The request target, as sent.
+        path: The target's path (percent-encoded).
+        query: The target's query string (without ``?``).
+        version: The HTTP version: ``'1.1'`` or ``'1.0'``.
+        headers: The header fields, as ``(name, value)`` pairs in order.
+        content_length: The ``Content-Length``, or ``None``.
+        chunked: Whether the body is chunked.
+        keep_alive: Whether the connection may carry another request.
+        expect_continue: Whether the client sent ``Expect: 100-continue``.
+        host: The ``Host`` header, or ``None``.
     """
 
     __slots__ = ('method', 'target', 'path', 'query', 'version', 'headers',
@@ -91,7 +108,7 @@ class RequestHead:
         return all(getattr(self, a) == getattr(other, a)
                    for a in self.__slots__)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 
     def __repr__(self) -> str:
         return (f'RequestHead({self.method} {self.target} HTTP/{self.version}'
@@ -99,7 +116,11 @@ class RequestHead:
 
 
 class Data:
-    """A piece of the request body, delivered as soon as it is available."""
+    """A piece of the request body, delivered as soon as it is available.
+
+    Args:
+        data: The bytes.
+    """
 
     __slots__ = ('data',)
 
@@ -111,14 +132,18 @@ class Data:
             return NotImplemented
         return self.data == other.data
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 
     def __repr__(self) -> str:
         return f'Data({self.data!r})'
 
 
 class EndOfMessage:
-    """The request body is complete; ``trailers`` holds chunked trailer fields."""
+    """The request body is complete.
+
+    Args:
+        trailers: The trailer fields of a chunked body, as ``(name, value)`` pairs.
+    """
 
     __slots__ = ('trailers',)
 
@@ -130,7 +155,7 @@ class EndOfMessage:
             return NotImplemented
         return self.trailers == other.trailers
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 
     def __repr__(self) -> str:
         return f'EndOfMessage({self.trailers!r})'
@@ -273,6 +298,13 @@ class RequestParser:
     ``start_next_request()`` is called; ``NEED_DATA`` whenever more bytes are
     needed.  Invalid input raises :class:`ProtocolError`, after which the
     parser is dead and raises the same error again.
+
+    Args:
+        max_request_line: The longest request line, in bytes (414 beyond).
+        max_header_line: The longest header field line, in bytes (431 beyond).
+        max_header_bytes: The most bytes of a header section (431 beyond).
+        max_headers: The most header fields (431 beyond).
+        max_chunk_line: The longest chunk-size line of a chunked body.
     """
 
     __slots__ = ('max_request_line', 'max_header_line', 'max_header_bytes',
@@ -308,9 +340,15 @@ class RequestParser:
     def feed(self, data: bytes) -> int:
         """Add bytes received from the peer; ``b''`` signals EOF.
 
-        Returns the bytes now buffered (as :attr:`buffered`), so that a server can
-        bound its memory without asking again. Feeding non-empty data after EOF is a
-        programming error (RuntimeError).
+        Args:
+            data: The bytes received.
+
+        Returns:
+            The bytes now buffered (as :attr:`buffered`), so that a server can bound
+            its memory without asking again.
+
+        Raises:
+            RuntimeError: Non-empty data fed after EOF (a programming error).
         """
         if not data:
             self._eof = True
@@ -350,7 +388,11 @@ class RequestParser:
                 and self._pos >= len(self._buf))
 
     def take_buffered(self) -> bytes:
-        """Remove and return the unconsumed bytes (e.g. after an Upgrade switch)."""
+        """Remove and return the unconsumed bytes (e.g. after an Upgrade switch).
+
+        Returns:
+            The bytes fed but not parsed.
+        """
         buf = self._buf
         data = bytes(buf[self._pos:])
         self._buf = b''
@@ -358,7 +400,11 @@ class RequestParser:
         return data
 
     def start_next_request(self) -> None:
-        """Reset for the next request on the connection; bytes already fed are kept."""
+        """Reset for the next request on the connection; bytes already fed are kept.
+
+        Raises:
+            RuntimeError: The current request's ``EndOfMessage`` was not returned yet.
+        """
         if self._state != _S_DONE:
             raise RuntimeError('start_next_request() called before '
                                'EndOfMessage')
@@ -372,13 +418,15 @@ class RequestParser:
             self._pos = self._scan = 0
 
     def next_request(self) -> int:
-        """After a request's head, if it has no body: end it and get ready for the
-        next request at once (what ``next_event()`` returning its ``EndOfMessage``,
-        then ``start_next_request()``, do).
+        """End a request that has no body and get ready for the next one at once.
 
-        Returns 0 (nothing done) when the request has a body or was not complete:
-        use those two then; 1 when done and nothing is buffered (no EOF either), so
-        ``next_event()`` would return ``NEED_DATA``; 2 when done otherwise.
+        Called after a request's head: what ``next_event()`` returning its
+        ``EndOfMessage``, then ``start_next_request()``, do.
+
+        Returns:
+            0 (nothing done) when the request has a body or was not complete: use
+            those two then; 1 when done and nothing is buffered (no EOF either), so
+            ``next_event()`` would return ``NEED_DATA``; 2 when done otherwise.
         """
         if self._state != _S_EOM:
             return 0
@@ -395,9 +443,15 @@ class RequestParser:
     # -- events ------------------------------------------------------------
 
     def next_event(self) -> Event:
-        """Return the next event, NEED_DATA, PAUSED or CONNECTION_CLOSED.
+        """Parse what was fed up to the next event.
 
-        Raises ProtocolError for input that must be answered with an error.
+        Returns:
+            The next event: a :class:`RequestHead`, :class:`Data` or
+            :class:`EndOfMessage`; else ``NEED_DATA``, ``PAUSED`` or
+            ``CONNECTION_CLOSED``.
+
+        Raises:
+            ProtocolError: Input that must be answered with an error.
         """
         state = self._state
         try:
@@ -434,7 +488,7 @@ class RequestParser:
 
     # -- blank-line search ---------------------------------------------------
 
-    def _find_section(self, max_len: int) -> tuple[Any, ...] | None:
+    def _find_section(self, max_len: int) -> tuple[Any, Any] | tuple[Any, Any, Any] | None:
         """Split off the field section that starts at _pos and ends in an empty line.
 
         Returns its lines (latin-1 decoded, terminators removed, '' last) and
@@ -853,7 +907,7 @@ def _parse_content_length(values: list[str]) -> int:
 
 def _check_transfer_encoding(values: list[str]) -> None:
     """Only a final, single ``chunked`` is supported (RFC 9112 §6.1, §6.3)."""
-    codings = []
+    codings: list[str] = []
     chunked_params = False
     for value in values:
         for item in value.split(','):
@@ -972,9 +1026,21 @@ def serialize_response_head(status_code: int, reason: str | None,
                             version: str = '1.1') -> bytes:
     """Encode a status line and header fields, ending with the empty line.
 
-    Refuses (ValueError) anything that would let a caller inject extra lines.
+    Args:
+        status_code: The status code (100 to 999).
+        reason: The reason phrase (``None``: the standard one).
+        headers: The header fields, as ``(name, value)`` pairs or a mapping; a list
+            or tuple value gives one field per item.
+        version: The HTTP version of the status line.
+
+    Returns:
+        The head, latin-1 encoded (values outside latin-1 as UTF-8).
+
+    Raises:
+        ValueError: Anything that would let a caller inject extra lines: an invalid
+            status, reason, version or header name, or CR, LF or NUL in a value.
     """
-    if isinstance(status_code, bool) or not isinstance(status_code, int):
+    if isinstance(status_code, bool) or not isinstance(status_code, int):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise ValueError('status code must be an integer')
     code = int(status_code)
     if not 100 <= code <= 999:
@@ -985,11 +1051,11 @@ def serialize_response_head(status_code: int, reason: str | None,
     key = (code, reason)
     status_line = _STATUS_LINES.get(key) if version == '1.1' else None
     if status_line is None:
-        if not isinstance(reason, str) or \
-                _REASON_PHRASE.fullmatch(reason) is None:
+        if (not isinstance(reason, str)  # pyright: ignore[reportUnnecessaryIsInstance]
+                or _REASON_PHRASE.fullmatch(reason) is None):
             raise ValueError('invalid reason phrase')
-        if not isinstance(version, str) or \
-                _VERSION_NUMBER.fullmatch(version) is None:
+        if (not isinstance(version, str)  # pyright: ignore[reportUnnecessaryIsInstance]
+                or _VERSION_NUMBER.fullmatch(version) is None):
             raise ValueError('invalid HTTP version')
         status_line = f'HTTP/{version} {code} {reason}\r\n'
         if version == '1.1' and len(_STATUS_LINES) < 256:
@@ -998,7 +1064,7 @@ def serialize_response_head(status_code: int, reason: str | None,
     parts = [status_line]
     append = parts.append
     good = _GOOD_NAMES
-    items = headers.items() if hasattr(headers, 'items') else headers
+    items = cast(Any, headers).items() if hasattr(headers, 'items') else headers
     for name, value in items:
         if name not in good:
             if isinstance(name, (bytes, bytearray)):
@@ -1011,7 +1077,7 @@ def serialize_response_head(status_code: int, reason: str | None,
             append(f'{name}: {value}\r\n')
         elif isinstance(value, (list, tuple)):
             # A multi-valued header (e.g. Set-Cookie) gives one line each.
-            for v in value:
+            for v in value:  # pyright: ignore[reportUnknownVariableType]
                 append(f'{name}: {_value_text(v)}\r\n')
         else:
             append(f'{name}: {_value_text(value)}\r\n')
@@ -1035,12 +1101,18 @@ def serialize_response_head(status_code: int, reason: str | None,
 
 
 def check_fields(fields: list[tuple[str, str]]) -> None:
-    """Refuse (ValueError) header fields that are not tokens or whose values hold CR,
-    LF or NUL, for servers that frame responses themselves (ASGI, WSGI)."""
+    """Check header fields, for servers that frame responses themselves (ASGI, WSGI).
+
+    Args:
+        fields: The header fields, as ``(name, value)`` pairs.
+
+    Raises:
+        ValueError: A name that is not a token, or a value holding CR, LF or NUL.
+    """
     good = _GOOD_NAMES
     for name, _ in fields:
         if name not in good:
-            if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+            if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:  # pyright: ignore[reportUnnecessaryIsInstance]
                 raise ValueError(f'invalid header name {name!r}')
             if len(good) < _GOOD_NAMES_MAX:
                 good.add(name)
@@ -1071,9 +1143,15 @@ LAST_CHUNK: bytes = b'0\r\n\r\n'
 
 
 def encode_chunk(data: bytes) -> bytes:
-    """Frame ``data`` as one chunk of the chunked coding; ``b''`` gives ``b''``.
+    """Frame ``data`` as one chunk of the chunked coding.
 
-    An empty chunk would end the body, so use LAST_CHUNK for that explicitly.
+    An empty chunk would end the body, so use :data:`LAST_CHUNK` for that explicitly.
+
+    Args:
+        data: The chunk's bytes.
+
+    Returns:
+        The framed chunk; ``b''`` for empty data.
     """
     size = len(data)
     if not size:
