@@ -40,12 +40,10 @@ import microdot
 #: Modules whose docstrings and types phase 2 of issue #16 completes: their problems
 #: are not reported yet. Temporary: this set is emptied in phase 2.
 PHASE2_PENDING = {
-    'microdot.app', 'microdot.server', 'microdot.requests', 'microdot.responses',
-    'microdot.routing', 'microdot.http11', 'microdot.console', 'microdot.helpers',
-    'microdot.plugins', 'microdot.cli', 'microdot.microdot', 'microdot.asgi',
+    'microdot.asgi',
     'microdot.wsgi', 'microdot.wsgi_uwsgi', 'microdot.wsgi_uwsgi_server',
     'microdot.pubsub', 'microdot.pubsub_hub', 'microdot.pubsub_memory',
-    'microdot.redis_broker', 'microdot.adapters', 'microdot.wsgi_granian',
+    'microdot.redis_broker', 'microdot.wsgi_granian',
 }
 
 SECTIONS = ('Args', 'Arguments', 'Attributes', 'Returns', 'Yields', 'Raises',

@@ -36,8 +36,9 @@ _lock = threading.Lock()
 
 
 def serve_call(app: Any, args: Tuple[Any, ...]) -> Any:
-    """Serve a server's call of ``app`` whose adapter is not made yet: make it (see
-    :func:`adapter_for`), then pass the call on.
+    """Serve a server's call of ``app`` whose adapter is not made yet.
+
+    The adapter is made (see :func:`adapter_for`), then the call passed on.
 
     Args:
         app: the application.
@@ -67,8 +68,10 @@ def serve_call(app: Any, args: Tuple[Any, ...]) -> Any:
 
 
 def adapter_for(app: Any, kind: str) -> Callable[..., Any]:
-    """The ``kind`` (``'asgi'`` or ``'wsgi'``) callable serving ``app``, made on first
-    use from the ``microdot.adapters`` plugin of that name and kept on the application.
+    """The ``kind`` (``'asgi'`` or ``'wsgi'``) callable serving ``app``.
+
+    It is made on first use from the ``microdot.adapters`` plugin of that name and
+    kept on the application.
 
     Args:
         app: the application.

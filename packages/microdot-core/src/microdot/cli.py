@@ -6,7 +6,7 @@ import importlib
 import logging
 import os
 import sys
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from . import plugins
 
@@ -25,7 +25,18 @@ class CLIError(Exception):
 
 
 def load_app(target: str) -> Any:
-    """Import ``module:attribute`` (attribute defaults to ``app``) from the cwd."""
+    """Import ``module:attribute`` (attribute defaults to ``app``) from the cwd.
+
+    Args:
+        target: ``MODULE:APP``, such as ``'hello:app'``.
+
+    Returns:
+        The application.
+
+    Raises:
+        CLIError: The module cannot be imported, has no such attribute, or the
+            attribute is not a Microdot application.
+    """
     module_name, _, attr = target.partition(':')
     if not module_name:
         raise CLIError('expected MODULE:APP, got %r' % target)
@@ -62,7 +73,15 @@ def _what(obj: Any) -> str:
 
 
 def check_app(obj: Any, target: str) -> None:
-    """Refuse ``obj`` (what ``target`` names) unless it is a Microdot application."""
+    """Refuse ``obj`` unless it is a Microdot application.
+
+    Args:
+        obj: The object to check.
+        target: What named it (``MODULE:APP``), for the message.
+
+    Raises:
+        CLIError: ``obj`` is not a Microdot application (the message says what it is).
+    """
     from .app import Microdot
     if isinstance(obj, Microdot):
         return
@@ -78,7 +97,17 @@ def check_app(obj: Any, target: str) -> None:
 
 
 def parse_workers(value: str) -> Any:
-    """``--workers``: a number, or ``auto`` (also ``0``) for one per CPU."""
+    """Parse ``--workers``: a number, or ``auto`` (also ``0``) for one per CPU.
+
+    Args:
+        value: The option's text.
+
+    Returns:
+        The number, or ``'auto'``.
+
+    Raises:
+        argparse.ArgumentTypeError: Neither a number >= 0 nor ``auto``.
+    """
     if value.lower() == 'auto':
         return 'auto'
     try:
@@ -124,14 +153,28 @@ def _report(clash: plugins.Clash, first: str) -> List[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run ``microdot run``: serve an application with the chosen server.
+
+    Args:
+        args: The parsed command line.
+
+    Returns:
+        The exit status, once the server stopped.
+
+    Raises:
+        CLIError: The command cannot run: upstream Microdot replaced microdot-core, an
+            option the server does not support, contradicting options, or a missing
+            server package.
+        microdot.listener.ServeError: The port is in use.
+    """
     clash = _core_replaced()
     if clash is not None:
         # The app and the server would mix upstream's modules with ours.
         raise CLIError('microdot-core cannot run in this environment:\n'
                        + '\n'.join(_report(clash, '  ')))
     server = plugins.get_server(args.server)
-    supported = set(getattr(server, 'options', ()))
-    options = {}
+    supported: Set[str] = set(getattr(server, 'options', ()))
+    options: Dict[str, Any] = {}
     for name, flag in SERVER_OPTIONS.items():
         value = getattr(args, name)
         if value is None or (value is False and name != 'access_log'):
@@ -187,8 +230,15 @@ def _safe_load(name: str) -> Any:
 
 
 def server_missing(info: plugins.PluginInfo) -> Optional[str]:
-    """What to install when ``info`` is a server plugin whose server package is not
-    installed (``pip install 'microdot-asgi[hypercorn]'``), else None."""
+    """What to install when ``info`` is a server plugin whose server is not installed.
+
+    Args:
+        info: The plugin.
+
+    Returns:
+        The command (``pip install 'microdot-asgi[hypercorn]'``), or ``None`` when
+        nothing is missing.
+    """
     package = SERVER_PACKAGES.get(info.name) if info.kind == 'servers' else None
     if package is None:
         return None
@@ -210,8 +260,17 @@ def _describe(info: plugins.PluginInfo) -> str:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    """Run ``microdot plugins``: list the family's distributions and their plugins.
+
+    Args:
+        args: The parsed command line.
+
+    Returns:
+        0, or 1 when upstream Microdot clashes with the family (the environment needs
+        repair).
+    """
     from importlib.metadata import PackageNotFoundError, distributions, version
-    family = {}
+    family: Dict[str, str] = {}
     for dist in distributions():
         name = dist.metadata['Name'] or ''
         if name.lower().startswith('microdot-'):
@@ -242,6 +301,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``microdot`` command's argument parser.
+
+    Returns:
+        The parser, with the ``run`` and ``plugins`` commands.
+    """
     parser = argparse.ArgumentParser(
         prog='microdot', description='Microdot web framework command-line interface.')
     parser.add_argument('--version', action='store_true',
@@ -278,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the ``microdot`` command.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 for a usage error.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

@@ -24,9 +24,13 @@ WORKER_FORMAT = '%(levelname)s %(name)s[%(process)d]: %(message)s'
 def configure_logging(debug: bool = False, workers: int = 1) -> bool:
     """Install the default console output unless the application configured logging.
 
-    ``debug`` shows the ``microdot`` loggers' DEBUG messages too. With several
-    ``workers`` each line names the process that wrote it. Returns whether the
-    configuration was installed.
+    Args:
+        debug: Show the ``microdot`` loggers' DEBUG messages too.
+        workers: The number of worker processes: with several, each line names the
+            process that wrote it.
+
+    Returns:
+        Whether the configuration was installed.
     """
     root = logging.getLogger()
     if root.handlers:
@@ -42,8 +46,13 @@ def configure_logging(debug: bool = False, workers: int = 1) -> bool:
 def describe_app(app: Any) -> str:
     """``MODULE:NAME`` for an application started with ``app.run()``.
 
-    The name is the global of the ``__main__`` module holding ``app``; the module is
-    the one ``python -m`` ran, or the script's file name. Falls back to ``'app'``.
+    Args:
+        app: The application.
+
+    Returns:
+        ``MODULE:NAME``: the name is the global of the ``__main__`` module holding
+        ``app``; the module is the one ``python -m`` ran, or the script's file name.
+        Either falls back to ``app``.
     """
     main = sys.modules.get('__main__')
     module = 'app'
@@ -67,11 +76,14 @@ SPEED_HINT = "on asyncio: pip install 'microdot-core[speed]' (uvloop) makes it f
 
 
 def event_loop_note() -> str:
-    """Which event loop serves, as the start-up line ends: ``on uvloop``, ``on asyncio
-    (MICRODOT_LOOP=asyncio)``, or :data:`SPEED_HINT` when uvloop is not installed.
+    """Which event loop serves, as the start-up line ends.
 
     Inside a running loop (one process) that loop tells; elsewhere (the supervisor of
     worker processes) the choice the workers make (see ``microdot.server``).
+
+    Returns:
+        ``on uvloop``, ``on asyncio (MICRODOT_LOOP=asyncio)``, or :data:`SPEED_HINT`
+        when uvloop is not installed.
     """
     import asyncio
     try:
@@ -91,8 +103,19 @@ def event_loop_note() -> str:
 
 
 def serving_line(target: str, scheme: str, host: str, port: int, workers: int) -> str:
-    """The start-up line: ``Serving hello:app on http://127.0.0.1:5000 (1 worker,
-    built-in server) on uvloop``; see :func:`event_loop_note` for its end."""
+    """The start-up line of the built-in server.
+
+    Args:
+        target: The application, as ``MODULE:APP``.
+        scheme: ``'http'`` or ``'https'``.
+        host: The address it listens on.
+        port: The port it listens on.
+        workers: The number of worker processes.
+
+    Returns:
+        The line, such as ``Serving hello:app on http://127.0.0.1:5000 (1 worker,
+        built-in server) on uvloop`` (see :func:`event_loop_note` for its end).
+    """
     from .listener import display_host
     return 'Serving %s on %s://%s:%d (%d worker%s, built-in server) %s' % (
         target, scheme, display_host(host), port, workers, '' if workers == 1 else 's',
@@ -100,13 +123,29 @@ def serving_line(target: str, scheme: str, host: str, port: int, workers: int) -
 
 
 def announce(target: str, scheme: str, host: str, port: int, workers: int) -> None:
-    """Log :func:`serving_line` (INFO, ``microdot`` logger)."""
+    """Log :func:`serving_line` (INFO, ``microdot`` logger).
+
+    Args:
+        target: The application, as ``MODULE:APP``.
+        scheme: ``'http'`` or ``'https'``.
+        host: The address it listens on.
+        port: The port it listens on.
+        workers: The number of worker processes.
+    """
     logger.info('%s', serving_line(target, scheme, host, port, workers))
 
 
 def shown_address(sock: Any, host: Optional[str]) -> Tuple[str, int]:
-    """``(host, port)`` to show for a bound socket: the host as given (``0.0.0.0``
-    stays as is), the port as bound (useful with port 0)."""
+    """The address to show for a bound socket.
+
+    Args:
+        sock: The bound socket.
+        host: The host as given (``0.0.0.0`` stays as is); empty or ``None``: every
+            address.
+
+    Returns:
+        ``(host, port)``: the port as bound (useful with port 0).
+    """
     port: int = sock.getsockname()[1]
     if not host:
         host = '::' if sock.family == socket.AF_INET6 else '0.0.0.0'

@@ -10,7 +10,14 @@ wraps = functools.wraps
 
 
 def iscoroutine(func: Any) -> bool:
-    """True if ``func`` is an ``async def`` function (or wraps one)."""
+    """Tell whether ``func`` is an ``async def`` function (or wraps one).
+
+    Args:
+        func: The callable (a ``functools.partial`` is looked through).
+
+    Returns:
+        True for an ``async def`` function, or an object whose ``__call__`` is one.
+    """
     while isinstance(func, functools.partial):
         func = func.func
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
@@ -18,7 +25,14 @@ def iscoroutine(func: Any) -> bool:
 
 
 def is_async_callable(func: Callable[..., Any]) -> bool:
-    """Alias of :func:`iscoroutine` with a clearer name for internal use."""
+    """Alias of :func:`iscoroutine` with a clearer name for internal use.
+
+    Args:
+        func: The callable.
+
+    Returns:
+        Whether calling it gives a coroutine.
+    """
     return iscoroutine(func)
 
 
@@ -26,8 +40,16 @@ _END = object()
 
 
 async def iterate_in_thread(make_iter: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
-    """Drive a blocking iterator in worker threads, one item per hop, so a slow
-    producer (e.g. a template rendering) never blocks the event loop."""
+    """Drive a blocking iterator in worker threads, one item per hop.
+
+    A slow producer (e.g. a template rendering) then never blocks the event loop.
+
+    Args:
+        make_iter: Makes the iterator (called in a worker thread too).
+
+    Yields:
+        The iterator's items; it is closed however the iteration ends.
+    """
     iterator: Optional[Iterator[Any]] = None
 
     def step() -> Any:

@@ -9,3 +9,7 @@ from .routing import URLPattern  # noqa: F401
 from .streams import AsyncBytesIO  # noqa: F401
 from .structures import MultiDict, NoCaseDict  # noqa: F401
 from .urls import urldecode, urldecode_bytes, urldecode_str, urlencode  # noqa: F401
+
+__all__ = ['Microdot', 'invoke_handler', 'HTTPException', 'abort', 'iscoroutine', 'Request',
+           'Response', 'redirect', 'send_file', 'URLPattern', 'AsyncBytesIO', 'MultiDict',
+           'NoCaseDict', 'urldecode', 'urldecode_bytes', 'urldecode_str', 'urlencode']

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple, cast
 
 #: Version of the contract between the core and its plugins. A plugin module declares
 #: the version it was written for as ``MICRODOT_PLUGIN_API``; the major number must
@@ -52,7 +52,16 @@ class PluginError(RuntimeError):
 
 @dataclass
 class PluginInfo:
-    """One registered entry point, as ``microdot plugins`` reports it."""
+    """One registered entry point, as ``microdot plugins`` reports it.
+
+    Args:
+        kind: The group's short name (``'servers'``, ``'adapters'`` ...).
+        name: The entry point's name.
+        value: What it points to (``module:attribute``).
+        distribution: The distribution that registers it.
+        version: That distribution's version.
+        _entry_point: The entry point itself (loaded on first use).
+    """
     kind: str
     name: str
     value: str
@@ -61,22 +70,42 @@ class PluginInfo:
     _entry_point: Any = field(default=None, repr=False)
 
 
-def _parse_api(value: Any) -> Optional[tuple]:
+def _parse_api(value: Any) -> Optional[Tuple[int, int]]:
     if isinstance(value, int):
         return (value, 0)
     if isinstance(value, str):
         value = tuple(int(part) for part in value.split('.'))
-    if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):
-        return (value + (0,))[:2]
+    if isinstance(value, tuple):
+        items = cast(Tuple[Any, ...], value)  # type: ignore[redundant-cast]  # (pyright: not Unknown)
+        if items and all(isinstance(v, int) for v in items):
+            parts = items + (0,)
+            return parts[0], parts[1]
     return None
 
 
-def format_api(api: tuple) -> str:
+def format_api(api: Tuple[int, int]) -> str:
+    """A plugin-API version as text.
+
+    Args:
+        api: The ``(major, minor)`` version.
+
+    Returns:
+        ``'major.minor'``.
+    """
     return '%d.%d' % api
 
 
 def check_plugin_api(declared: Any, who: str) -> None:
-    """Refuse a plugin whose declared plugin-API version the core cannot serve."""
+    """Refuse a plugin whose declared plugin-API version the core cannot serve.
+
+    Args:
+        declared: The plugin's ``MICRODOT_PLUGIN_API`` (an int, ``'1.0'`` or a
+            tuple), or ``None`` when it declares none.
+        who: The plugin, as messages name it.
+
+    Raises:
+        PluginError: No version declared, or one the core does not provide.
+    """
     api = _parse_api(declared)
     if api is None:
         raise PluginError(
@@ -91,7 +120,15 @@ def check_plugin_api(declared: Any, who: str) -> None:
 
 
 def install_hint(kind: str, name: str) -> str:
-    """The error text for a plugin that is asked for but not installed."""
+    """The error text for a plugin that is asked for but not installed.
+
+    Args:
+        kind: The group's short name (``'servers'`` ...).
+        name: The plugin's name.
+
+    Returns:
+        What to ``pip install`` for a well-known name, else the installed names.
+    """
     noun = _KIND_NOUN[kind]
     dist = KNOWN_PROVIDERS.get(kind, {}).get(name)
     if dist:
@@ -106,7 +143,7 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._infos: Optional[Dict[str, Dict[str, PluginInfo]]] = None
-        self._loaded: Dict[tuple, Any] = {}
+        self._loaded: Dict[Tuple[str, str], Any] = {}
 
     def _discover(self) -> Dict[str, Dict[str, PluginInfo]]:
         if self._infos is not None:
@@ -132,13 +169,39 @@ class Registry:
             self._loaded.clear()
 
     def names(self, kind: str) -> List[str]:
+        """The names registered in a group.
+
+        Args:
+            kind: The group's short name (``'servers'`` ...).
+
+        Returns:
+            The names, in discovery order.
+        """
         return list(self._discover()[kind])
 
     def infos(self) -> List[PluginInfo]:
+        """Every registered entry point of every group.
+
+        Returns:
+            Their descriptions, group by group.
+        """
         return [info for kind in GROUPS for info in self._discover()[kind].values()]
 
     def load(self, kind: str, name: str) -> Any:
-        """The object registered as ``name`` in group ``kind``, loaded and checked."""
+        """The object registered as ``name`` in group ``kind``, loaded and checked.
+
+        Args:
+            kind: The group's short name (``'servers'`` ...).
+            name: The plugin's name.
+
+        Returns:
+            The loaded object (kept: later calls return it at once).
+
+        Raises:
+            ValueError: An unknown group.
+            PluginError: The plugin is not installed, cannot be loaded, or targets an
+                incompatible plugin API.
+        """
         if kind not in GROUPS:
             raise ValueError('unknown plugin kind %r (one of %s)' % (kind, ', '.join(GROUPS)))
         key = (kind, name)
@@ -151,7 +214,7 @@ class Registry:
             raise PluginError(install_hint(kind, name))
         who = '%s %s (%s)' % (info.distribution or 'a plugin', info.version or '', name)
         try:
-            obj = info._entry_point.load()
+            obj = info._entry_point.load()  # pyright: ignore[reportPrivateUsage]
         except (ImportError, AttributeError) as exc:
             raise PluginError('%s could not be loaded: %s' % (who, exc)) from exc
         module = sys.modules.get(getattr(obj, '__module__', '') or '')
@@ -166,23 +229,51 @@ registry = Registry()
 
 
 def get_server(name: str) -> Any:
-    """The server runner registered under ``microdot.servers`` as ``name``."""
+    """The server runner registered under ``microdot.servers`` as ``name``.
+
+    Args:
+        name: The server's name (``'builtin'``, ``'uvicorn'`` ...).
+
+    Returns:
+        The runner (its ``run(app, host=..., port=..., **options)`` serves).
+    """
     return registry.load('servers', name)
 
 
 def get_adapter(name: str) -> Any:
-    """The protocol adapter registered under ``microdot.adapters`` as ``name``."""
+    """The protocol adapter registered under ``microdot.adapters`` as ``name``.
+
+    Args:
+        name: ``'asgi'`` or ``'wsgi'``.
+
+    Returns:
+        The adapter (called with an application, it returns the wrapper serving it).
+    """
     return registry.load('adapters', name)
 
 
 def get_template_engine(name: str) -> Any:
-    """The template class registered under ``microdot.templates`` as ``name``."""
+    """The template class registered under ``microdot.templates`` as ``name``.
+
+    Args:
+        name: ``'jinja'`` or ``'utemplate'``.
+
+    Returns:
+        The template class.
+    """
     return registry.load('templates', name)
 
 
 def get_broker(scheme: str) -> Any:
-    """The publish/subscribe broker factory registered under ``microdot.brokers`` for
-    the URL scheme ``scheme`` (``memory``, ``redis`` ...)."""
+    """The publish/subscribe broker factory registered for a URL scheme.
+
+    Args:
+        scheme: The scheme (``memory``, ``redis`` ...), an entry of the
+            ``microdot.brokers`` group.
+
+    Returns:
+        The factory.
+    """
     return registry.load('brokers', scheme)
 
 
@@ -214,8 +305,15 @@ def fix_command(installed: Iterable[str] = (), upstream: bool = True) -> str:
     ``installed`` names the family distributions present (others are ignored); they are
     all reinstalled, since upstream's ``asgi.py``, ``wsgi.py``, ``jinja.py`` and
     ``utemplate.py`` replace (and its uninstall deletes) the plugins' modules too.
-    microdot-core is always named. ``upstream`` is false when upstream is already gone
-    and only the reinstall is needed.
+    microdot-core is always named.
+
+    Args:
+        installed: The family distributions present (others are ignored).
+        upstream: False when upstream is already gone and only the reinstall is
+            needed.
+
+    Returns:
+        The command.
     """
     present = {canonical_name(name) for name in installed}
     names = [name for name in FAMILY if name == 'microdot-core' or name in present]
@@ -224,7 +322,14 @@ def fix_command(installed: Iterable[str] = (), upstream: bool = True) -> str:
 
 
 def canonical_name(name: str) -> str:
-    """A distribution name normalised the PEP 503 way (``Microdot_Core`` -> ``microdot-core``)."""
+    """A distribution name normalised the PEP 503 way.
+
+    Args:
+        name: The name, such as ``Microdot_Core``.
+
+    Returns:
+        The normalised name, such as ``microdot-core``.
+    """
     out = name.strip().lower().replace('_', '-').replace('.', '-')
     while '--' in out:
         out = out.replace('--', '-')
@@ -232,7 +337,15 @@ def canonical_name(name: str) -> str:
 
 
 def clash_warning_text(upstream_version: Optional[str], installed: Iterable[str]) -> str:
-    """The one-paragraph text of :class:`MicrodotClashWarning`."""
+    """The one-paragraph text of :class:`MicrodotClashWarning`.
+
+    Args:
+        upstream_version: The upstream distribution's version, if known.
+        installed: The family distributions present.
+
+    Returns:
+        The text, with the command that repairs the environment.
+    """
     return (
         "the upstream 'microdot' distribution%s is installed in the same environment as "
         "microdot-core; both own the 'microdot' package (microdot/__init__.py ...), so "
@@ -249,6 +362,17 @@ class Clash:
     Either the upstream ``microdot`` distribution is installed (``upstream_version`` is
     set), or it is not but files of this family are missing or changed (typically after
     uninstalling upstream, whose RECORD lists the files both distributions own).
+
+    Args:
+        upstream_version: The upstream distribution's version, ``None`` if it is not
+            installed.
+        upstream_location: Where its metadata is.
+        installed: The family distributions installed.
+        core_active: Whether the imported ``microdot/__init__.py`` is microdot-core's.
+        init_file: The imported ``microdot/__init__.py``.
+        shared: Files that upstream and this family both own.
+        missing: Files of this family that are gone.
+        changed: Files of this family whose content changed.
     """
     #: Version of the upstream ``microdot`` distribution, None if it is not installed.
     upstream_version: Optional[str]
@@ -261,11 +385,11 @@ class Clash:
     #: The imported ``microdot/__init__.py``; None if it is missing (namespace package).
     init_file: Optional[str]
     #: Files (paths relative to site-packages) that upstream and this family both own.
-    shared: List[str] = field(default_factory=list)
+    shared: List[str] = field(default_factory=list)  # pyright: ignore[reportUnknownVariableType]
     #: Files of this family that are gone.
-    missing: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)  # pyright: ignore[reportUnknownVariableType]
     #: Files of this family whose content is not what was installed (overwritten).
-    changed: List[str] = field(default_factory=list)
+    changed: List[str] = field(default_factory=list)  # pyright: ignore[reportUnknownVariableType]
 
     @property
     def fix(self) -> str:
@@ -273,10 +397,14 @@ class Clash:
         return fix_command(self.installed, upstream=self.upstream_version is not None)
 
     def describe(self) -> List[str]:
-        """The report, one line per fact, the fix last."""
+        """The report, one line per fact, the fix last.
+
+        Returns:
+            The lines.
+        """
         ours = ', '.join(self.installed) or 'microdot-core'
         upstream = self.upstream_version is not None
-        lines = []
+        lines: List[str] = []
         if upstream:
             lines.append("the upstream 'microdot' distribution %s is installed%s, next to %s; "
                          "both own the 'microdot' package"
@@ -351,7 +479,10 @@ def find_clash() -> Optional[Clash]:
     """Check the ``microdot`` package's files against the installed distributions.
 
     Thorough (reads metadata and hashes the family's installed files), so it is meant
-    for the CLI, not for ``import microdot``. Returns None when everything is in order.
+    for the CLI, not for ``import microdot``.
+
+    Returns:
+        What is wrong, or ``None`` when everything is in order.
     """
     import os
     from importlib.metadata import PackageNotFoundError, distribution
@@ -360,7 +491,7 @@ def find_clash() -> Optional[Clash]:
     core_active = getattr(module, '_DISTRIBUTION', None) == 'microdot-core'
     init_file = getattr(module, '__file__', None)
 
-    family = {}
+    family: Dict[str, Any] = {}
     for name in FAMILY:
         try:
             family[name] = distribution(name)
@@ -374,9 +505,11 @@ def find_clash() -> Optional[Clash]:
     def where(dist: Any, path: str) -> str:
         return os.path.normcase(os.path.realpath(str(dist.locate_file(path))))
 
-    theirs = ({where(upstream, path) for path in _package_record(upstream)}
-              if upstream is not None else set())
-    shared, missing, changed = set(), set(), set()
+    theirs: Set[str] = ({where(upstream, path) for path in _package_record(upstream)}
+                        if upstream is not None else set())
+    shared: Set[str] = set()
+    missing: Set[str] = set()
+    changed: Set[str] = set()
     for dist in family.values():
         for path, digest in _package_record(dist).items():
             state = _file_state(dist.locate_file(path), digest)
