@@ -83,6 +83,97 @@ def _as_text(data: Any) -> Union[str, bytes]:
     return json.dumps(data, separators=(',', ':'))
 
 
+def _sse_event(message: Message, event: Optional[str]) -> bytes:
+    """``message`` as an SSE event (made once, then shared by every subscriber of the
+    process)."""
+    cached: Optional[Tuple[Optional[str], bytes]] = getattr(message, 'encoded', None)
+    if cached is not None and cached[0] == event:
+        return cached[1]
+    from .sse import SSE
+    encoded = SSE.format(_as_text(message.data), event=event, event_id=message.id)
+    object.__setattr__(message, 'encoded', (event, encoded))
+    return encoded
+
+
+class _SSEStream:
+    """The body of :meth:`PubSub.sse_response`: the response reads the subscription
+    itself (no task in between), and the events that queued up since its last write go
+    out in one chunk. Keep-alive comments follow ``SSE.keepalive_interval``; the
+    stream ends when the subscription does (shutdown, or a subscriber too slow)."""
+
+    def __init__(self, pubsub: 'PubSub', channel: str, last_event_id: Optional[str],
+                 event: Optional[str]) -> None:
+        from .sse import SSE
+        self.sub = pubsub.subscribe(channel, last_event_id=last_event_id)
+        self.event = event
+        self.keepalive: Optional[float] = SSE.keepalive_interval
+        self.ping = SSE.format('keep-alive', comment=True)
+        self.state = 0  # 0: not subscribed yet, 1: streaming, 2: ended
+        self.sent_at = 0.0
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def __aiter__(self) -> '_SSEStream':
+        return self
+
+    async def _open(self) -> None:
+        if self.state == 2:
+            await self.aclose()
+            raise StopAsyncIteration
+        self.state = 1
+        await self.sub.__aenter__()
+        self.loop = loop = asyncio.get_running_loop()
+        self.sent_at = loop.time()
+        if self.keepalive:
+            self.timer = loop.call_at(self.sent_at + self.keepalive, self._tick)
+
+    async def __anext__(self) -> bytes:
+        sub = self.sub
+        if self.state != 1:
+            await self._open()
+        await sub.wait()
+        try:
+            messages = sub.take()
+        except SlowSubscriberError:
+            messages = []
+        if messages:
+            assert self.loop is not None
+            self.sent_at = self.loop.time()
+            event = self.event
+            if len(messages) == 1:
+                return _sse_event(messages[0], event)
+            return b''.join([_sse_event(m, event) for m in messages])
+        if sub.closed or self.state == 2:
+            await self.aclose()
+            raise StopAsyncIteration
+        return self.ping  # (woken by the keep-alive timer)
+
+    def _tick(self) -> None:
+        """The keep-alive timer: wake the stream if it has been silent for the whole
+        interval, else look again when it will have been."""
+        assert self.loop is not None and self.keepalive
+        due = self.sent_at + self.keepalive
+        if self.loop.time() >= due - 0.001:
+            self.sent_at = self.loop.time()
+            due = self.sent_at + self.keepalive
+            self.sub.interrupt()
+        self.timer = self.loop.call_at(due, self._tick)
+
+    def on_server_shutdown(self) -> None:
+        """The built-in server is shutting down: send what is queued and end."""
+        self.state = 2
+        self.sub.interrupt()
+
+    async def aclose(self) -> None:
+        """Unsubscribe (the client left or the stream ended)."""
+        self.state = 2
+        timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+        if self.sub.hub is not None:
+            await self.sub.close()
+
+
 class PubSub:
     """Publish/subscribe on a broker chosen by URL.
 
@@ -287,14 +378,11 @@ class PubSub:
         Returns:
             What the handler returns: ``return pubsub.sse_response(request, 'chat')``.
         """
-        from .sse import sse_response
         last_event_id = request.headers.get('Last-Event-ID') or last_event_id
-
-        async def stream(request: Any, sse: Any) -> None:
-            await self.forward_to_sse(sse, channel, last_event_id=last_event_id,
-                                      event=event)
-
-        return sse_response(request, stream)
+        _check_channel(channel)
+        return _SSEStream(self, channel, last_event_id, event), 200, {
+            'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache',
+            'X-Accel-Buffering': 'no'}
 
     async def forward_to_websocket(self, ws: Any, channel: str, *,
                                    on_receive: Optional[Receiver] = None,

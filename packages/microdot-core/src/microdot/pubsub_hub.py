@@ -60,7 +60,9 @@ class Message:
             event id and as ``last_event_id``; ``None`` on other channels.
     """
 
-    __slots__ = ('channel', 'data', 'id')
+    # (``encoded``: what the forwarding helpers made of it, made once for every
+    # subscriber of the process; not a field)
+    __slots__ = ('channel', 'data', 'id', 'encoded')
     channel: str
     data: Any
     id: Optional[str]
@@ -279,11 +281,53 @@ class Subscription:
             if self.hub is None:
                 raise RuntimeError("iterate a subscription inside 'async with "
                                    "pubsub.subscribe(channel) as sub:'")
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self.hub.loop.create_future()
             try:
                 await waiter
             finally:
                 self._waiter = None
+
+    async def wait(self) -> None:
+        """Return once a message is queued, the subscription has ended or
+        :meth:`interrupt` was called (for consumers that take messages in batches with
+        :meth:`take`).
+
+        Raises:
+            RuntimeError: The subscription is not open.
+        """
+        if self._queue or self.closed or self._error is not None:
+            return
+        if self.hub is None:
+            raise RuntimeError("wait inside 'async with pubsub.subscribe(channel) as sub:'")
+        waiter = self._waiter = self.hub.loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def interrupt(self) -> None:
+        """Make a pending :meth:`wait` return now."""
+        self._wake()
+
+    def take(self) -> List[Message]:
+        """Every queued message, oldest first (empty if none is).
+
+        Returns:
+            The messages, removed from the queue.
+
+        Raises:
+            SlowSubscriberError: The subscriber was cut off (nothing left to take).
+        """
+        queue = self._queue
+        if queue:
+            if len(queue) == 1:
+                return [queue.popleft()]
+            messages = list(queue)
+            queue.clear()
+            return messages
+        if self._error is not None:
+            raise self._error
+        return []
 
     async def get(self, timeout: Optional[float] = None) -> Message:
         """The next message.
