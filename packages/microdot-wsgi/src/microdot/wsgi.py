@@ -31,31 +31,46 @@ import ssl
 import sys
 import threading
 import types
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, Iterator, List,
+                    Optional, Tuple)
 from urllib.parse import quote
 
-from microdot import *  # noqa: F401,F403  (re-exported, as Microdot's wsgi module does)
-from microdot import __all__ as _core_all
+import microdot as _microdot
+if TYPE_CHECKING:
+    # what the star import re-exports, spelled out for type checkers: ``Microdot`` is
+    # this module's own class, below (tests/typing/test_reexports.py keeps the list
+    # equal to ``microdot.__all__``)
+    from microdot import (AsyncBytesIO as AsyncBytesIO, HTTPException as HTTPException,
+                          MultiDict as MultiDict, NoCaseDict as NoCaseDict,
+                          Request as Request, Response as Response, URLPattern as URLPattern,
+                          __version__ as __version__, abort as abort,
+                          iscoroutine as iscoroutine, redirect as redirect,
+                          send_file as send_file, urldecode as urldecode,
+                          urlencode as urlencode)
+else:
+    from microdot import *  # noqa: F401,F403  (re-exported, as Microdot's wsgi module does)
 from microdot import Microdot as BaseMicrodot
 from microdot.app import SWITCH_TO_LOOP
 from microdot.http11 import check_fields, reason_phrase
 from microdot.requests import Request
 from microdot.structures import NoCaseDict
-from microdot.responses import (Response, _LimitedReader, close_body, internal_error,
+from microdot.responses import (Response, _LimitedReader,  # pyright: ignore[reportPrivateUsage]
+                                close_body, internal_error,
                                 plain_type_field)
 from microdot.streams import BodyStream
 from microdot.shutdown import (SENT as _SENT, SERVING as _SERVING, ServerShutdown,
                                current_request as _current_request,
                                stop_server_on_shutdown)
 from microdot import ws_protocol as wsp
+from microdot.typedefs import StartResponse, WSGIEnviron
 # Microdot 2.x's wsgi module offers these too (``from microdot.wsgi import with_websocket``)
 from microdot.websocket import (FramedTransport, WebSocket, websocket_upgrade,  # noqa: F401
                                 with_websocket)
 
 MICRODOT_PLUGIN_API = 1
 
-__all__ = list(_core_all) + ['wsgi_adapter', 'WSGIAdapter', 'WebSocket', 'websocket_upgrade',
-                              'with_websocket']
+__all__ = ['wsgi_adapter', 'WSGIAdapter', 'WebSocket', 'websocket_upgrade', 'with_websocket']
+__all__ += _microdot.__all__  # the core's names, re-exported
 
 logger = logging.getLogger('microdot.wsgi')
 
@@ -69,7 +84,7 @@ _SAFE_PATH = "/:@!$&'()*+,;=~"
 @types.coroutine
 def _resume(coro: Any) -> Any:
     """Continue ``coro`` (stopped at SWITCH_TO_LOOP) inside a real event-loop task."""
-    return (yield from coro)
+    return (yield from coro)  # pyright: ignore[reportUnknownVariableType]
 
 
 class _LoopHolder:
@@ -86,7 +101,11 @@ class _LoopHolder:
 
 
 class WSGIAdapter:
-    """A WSGI callable serving a ``microdot.Microdot`` application."""
+    """A WSGI callable serving a ``microdot.Microdot`` application.
+
+    Args:
+        app: The application.
+    """
 
     #: The process whose shutdown hooks ran (they run once per process).
     _stopped_pid: Optional[int] = None
@@ -104,16 +123,28 @@ class WSGIAdapter:
     # -- per-thread event loop ------------------------------------------------------
 
     def loop(self) -> asyncio.AbstractEventLoop:
-        """This thread's own event loop (created on first use, closed when the
-        thread ends)."""
+        """This thread's own event loop.
+
+        Returns:
+            The loop, created on first use and closed when the thread ends.
+        """
         holder = getattr(self._local, 'holder', None)
         if holder is None or holder.loop.is_closed():
             holder = self._local.holder = _LoopHolder()
         return holder.loop
 
     def run(self, coro: Any) -> Any:
-        """Run a dispatch coroutine: synchronously while it needs no event loop, then
-        on this thread's loop from the first ``async def`` callable on."""
+        """Run a dispatch coroutine.
+
+        It runs synchronously while it needs no event loop, then on this thread's
+        loop from the first ``async def`` callable on.
+
+        Args:
+            coro: The coroutine.
+
+        Returns:
+            Its result.
+        """
         try:
             value = coro.send(None)
         except StopIteration as exc:
@@ -169,8 +200,15 @@ class WSGIAdapter:
 
     # -- requests -------------------------------------------------------------------
 
-    def make_request(self, environ: Dict[str, Any]) -> Request:
-        """Translate a WSGI environ into a ``Request``."""
+    def make_request(self, environ: WSGIEnviron) -> Request:
+        """Translate a WSGI environ into a ``Request``.
+
+        Args:
+            environ: The WSGI environment.
+
+        Returns:
+            The request; its headers are only built if the application reads them.
+        """
         path = environ.get('PATH_INFO', '') or '/'
         # PEP 3333 strings are latin-1 decoded bytes: back to bytes, quoted, so the
         # request decodes them once, as UTF-8, the same as on every other server
@@ -195,7 +233,7 @@ class WSGIAdapter:
         script_name = environ.get('SCRIPT_NAME')
         if script_name:
             req.root_path = script_name.rstrip('/')
-        req.environ = environ
+        req.environ = environ  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
         req.inline_sync = True
         req.on_loop = False
         stream = environ.get('wsgi.input')
@@ -209,21 +247,32 @@ class WSGIAdapter:
             async def receive() -> bytes:
                 left = remaining[0]
                 if left is None:
-                    return stream.read(65536)
+                    return stream.read(65536)  # type: ignore[no-any-return]
                 if left <= 0:
                     return b''
                 data = stream.read(min(65536, left))
                 remaining[0] = left - len(data) if data else 0
-                return data
+                return data  # type: ignore[no-any-return]
 
-            req._stream = BodyStream(receive, limit=req.max_content_length
+            req._stream = BodyStream(receive, limit=req.max_content_length  # pyright: ignore[reportPrivateUsage]
                                      if declared is None else declared)
         else:
-            req._body = b''
+            req._body = b''  # pyright: ignore[reportPrivateUsage]
         return req
 
-    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]
+    def __call__(self, environ: WSGIEnviron, start_response: StartResponse
                  ) -> Iterable[bytes]:
+        """The WSGI callable: serve one request.
+
+        The startup hooks run before the first request of each process.
+
+        Args:
+            environ: The WSGI environment.
+            start_response: The server's ``start_response``.
+
+        Returns:
+            The response body, as an iterable of bytes.
+        """
         if not self._started:
             self._ensure_started()
         clen = environ.get('CONTENT_LENGTH')
@@ -237,8 +286,8 @@ class WSGIAdapter:
         if 'HTTP_UPGRADE' in environ:
             body = self._upgrade(req, environ, start_response)
         else:
-            if req._stream is not None:
-                self.run(req._read_body())
+            if req._stream is not None:  # pyright: ignore[reportPrivateUsage]
+                self.run(req._read_body())  # pyright: ignore[reportPrivateUsage]
             res = self.run(self.app.dispatch_request(req))
             body = self.respond(req, res, environ, start_response)
         if state[0]:  # app.shutdown() was called for this request
@@ -246,8 +295,8 @@ class WSGIAdapter:
         state[0] = _SENT
         return body
 
-    def _upgrade(self, req: Request, environ: Dict[str, Any],
-                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def _upgrade(self, req: Request, environ: WSGIEnviron,
+                 start_response: StartResponse) -> Iterable[bytes]:
         """Dispatch a request that asks for a protocol upgrade: a WebSocket route
         takes the connection over (see :class:`SocketTakeover`)."""
         if 'uwsgi.version' in environ:
@@ -255,10 +304,10 @@ class WSGIAdapter:
             takeover: SocketTakeover = UwsgiTakeover(environ, start_response)
         else:
             takeover = SocketTakeover(environ, start_response)
-        req.websocket_transport = takeover
+        req.websocket_transport = takeover  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
         try:
-            if req._stream is not None:
-                self.run(req._read_body())
+            if req._stream is not None:  # pyright: ignore[reportPrivateUsage]
+                self.run(req._read_body())  # pyright: ignore[reportPrivateUsage]
             res = self.run(self.app.dispatch_request(req))
         except BaseException:
             if takeover.claimed:  # e.g. gunicorn's worker timeout (SystemExit)
@@ -271,9 +320,20 @@ class WSGIAdapter:
         close_body(res.body)
         return []  # the 101 head and the frames went out on the socket directly
 
-    def respond(self, req: Request, res: Response, environ: Dict[str, Any],
-                start_response: Callable[..., Any]) -> Iterable[bytes]:
-        """Start the WSGI response and return its body iterable."""
+    def respond(self, req: Request, res: Response, environ: WSGIEnviron,
+                start_response: StartResponse) -> Iterable[bytes]:
+        """Start the WSGI response and return its body iterable.
+
+        Args:
+            req: The request.
+            res: The response to send.
+            environ: The WSGI environment.
+            start_response: The server's ``start_response``.
+
+        Returns:
+            The body: a list for a body in memory, the server's file wrapper for a
+            file, else an iterable streaming it.
+        """
         ctype = plain_type_field(res)
         if ctype is not None and res.reason is None and res.status_code in _STATUS_LINES:
             # the common case, in one step
@@ -302,7 +362,7 @@ class WSGIAdapter:
         wrapper = environ.get('wsgi.file_wrapper')
         if wrapper is not None and res.file_info is not None and \
                 not isinstance(body, _LimitedReader) and hasattr(body, 'fileno'):
-            return wrapper(body, res.send_file_buffer_size)
+            return wrapper(body, res.send_file_buffer_size)  # type: ignore[no-any-return]
         sock = environ.get('gunicorn.socket')
         if sock is not None and not req.http_version.startswith('1'):
             sock = None  # HTTP/2: the socket carries other streams too
@@ -315,9 +375,16 @@ _STATUS_LINES = {status: '%d %s' % (status, reason_phrase(status))
                                 409, 410, 413, 415, 422, 429, 500, 502, 503)}
 
 
-def headers_from_environ(environ: Dict[str, Any]) -> NoCaseDict:
-    """The request headers of a WSGI environ (``HTTP_*``, ``CONTENT_TYPE``/``_LENGTH``)."""
-    headers = NoCaseDict()
+def headers_from_environ(environ: WSGIEnviron) -> NoCaseDict[str]:
+    """The request headers of a WSGI environ (``HTTP_*``, ``CONTENT_TYPE``/``_LENGTH``).
+
+    Args:
+        environ: The WSGI environment.
+
+    Returns:
+        The headers, with case-insensitive names.
+    """
+    headers: NoCaseDict[str] = NoCaseDict()
     keymap = headers.keymap
     names = _HEADER_NAMES
     for key, value in environ.items():  # environ keys are unique: no repeats
@@ -326,15 +393,15 @@ def headers_from_environ(environ: Dict[str, Any]) -> NoCaseDict:
             name = _header_name(key)
         if name:
             keymap[name[1]] = name[0]
-            dict.__setitem__(headers, name[0], value)
+            dict.__setitem__(headers, name[0], value)  # pyright: ignore[reportUnknownMemberType]
     ctype = environ.get('CONTENT_TYPE')
     if ctype:
         keymap['content-type'] = 'Content-Type'
-        dict.__setitem__(headers, 'Content-Type', ctype)
+        dict.__setitem__(headers, 'Content-Type', ctype)  # pyright: ignore[reportUnknownMemberType]
     clen = environ.get('CONTENT_LENGTH')
     if clen:
         keymap['content-length'] = 'Content-Length'
-        dict.__setitem__(headers, 'Content-Length', clen)
+        dict.__setitem__(headers, 'Content-Length', clen)  # pyright: ignore[reportUnknownMemberType]
     return headers
 
 
@@ -550,7 +617,7 @@ _WRITE_BLOCKED = (BlockingIOError, InterruptedError, ssl.SSLWantWriteError)
 _GUNICORN_RESPONSE_API = ('headers_sent', 'chunked', 'force_close')
 
 
-def _wake_up(waiter: asyncio.Future) -> None:
+def _wake_up(waiter: 'asyncio.Future[None]') -> None:
     """Reader/writer callback: the socket is ready."""
     if not waiter.done():
         waiter.set_result(None)
@@ -584,8 +651,15 @@ class SocketStream:
             else:
                 loop.remove_reader(self.fd)
 
-    async def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (64 KiB when ``n`` < 0); ``b''`` at end of stream."""
+    async def read(self, n: Optional[int] = -1) -> bytes:
+        """Read up to ``n`` bytes.
+
+        Args:
+            n: The most bytes to read (64 KiB when ``n`` < 0 or ``None``).
+
+        Returns:
+            The bytes; ``b''`` at the end of the stream.
+        """
         size = n if n is not None and n >= 0 else 65536
         while True:
             try:
@@ -701,6 +775,7 @@ class SocketTakeover:
         response.headers_sent = True  # FramedTransport.accept() writes the head
         response.chunked = False      # WebSocket frames follow, not an HTTP body
         response.force_close()        # never back to HTTP keep-alive
+        assert sock is not None  # (there is a gunicorn response only with a socket)
         self.claimed = True
         self._timeout = sock.gettimeout()
         sock.setblocking(False)
@@ -735,9 +810,16 @@ def wsgi_adapter(app: Any) -> WSGIAdapter:
 
     The application's ``shutdown()`` then stops this server as well (as it does for
     ``microdot.wsgi.Microdot``), whenever the built-in server is not running it.
+
+    Args:
+        app: The application (a ``microdot.wsgi.Microdot`` is returned its own
+            adapter).
+
+    Returns:
+        The WSGI callable serving ``app``.
     """
     if isinstance(app, Microdot):
-        return app._wsgi
+        return app._wsgi  # pyright: ignore[reportPrivateUsage]
     stop_server_on_shutdown(app, _server_shutdown, 'stops_wsgi_server')
     return WSGIAdapter(app)
 
@@ -749,8 +831,17 @@ class Microdot(BaseMicrodot):
         super().__init__()
         self._wsgi = WSGIAdapter(self)
 
-    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]
+    def __call__(self, environ: WSGIEnviron, start_response: StartResponse  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
                  ) -> Iterable[bytes]:
+        """The WSGI callable (see :meth:`WSGIAdapter.__call__`).
+
+        Args:
+            environ: The WSGI environment.
+            start_response: The server's ``start_response``.
+
+        Returns:
+            The response body, as an iterable of bytes.
+        """
         return self._wsgi(environ, start_response)
 
     def shutdown(self) -> None:
@@ -787,7 +878,7 @@ class GunicornServer:
 
     MICRODOT_PLUGIN_API = 1
     name = 'gunicorn'
-    options: frozenset = frozenset({'workers', 'threads', 'worker_class', 'reload'})
+    options: FrozenSet[str] = frozenset({'workers', 'threads', 'worker_class', 'reload'})
 
     def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000, **options: Any) -> None:
         try:
@@ -815,12 +906,12 @@ class WsgirefServer:
 
     MICRODOT_PLUGIN_API = 1
     name = 'wsgiref'
-    options: frozenset = frozenset()
+    options: FrozenSet[str] = frozenset()
 
     def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000, **options: Any) -> None:
         from wsgiref.simple_server import make_server
         httpd = make_server(host, port, _as_wsgi(app))
-        signal.signal(signal.SIGTERM, lambda *a: threading.Thread(
+        signal.signal(signal.SIGTERM, lambda *a: threading.Thread(  # pyright: ignore[reportUnknownArgumentType, reportUnknownLambdaType]
             target=httpd.shutdown, daemon=True).start())
         logger.info('Serving on http://%s:%d (wsgiref, for development only)', host, port)
         try:
@@ -834,7 +925,7 @@ class WaitressServer:
 
     MICRODOT_PLUGIN_API = 1
     name = 'waitress'
-    options: frozenset = frozenset({'threads'})
+    options: FrozenSet[str] = frozenset({'threads'})
 
     def run(self, app: Any, host: str = '127.0.0.1', port: int = 5000, **options: Any) -> None:
         try:
@@ -849,4 +940,4 @@ wsgiref_server = WsgirefServer()
 waitress_server = WaitressServer()
 
 if 'granian' in sys.modules:  # a Granian worker: make it stop on the first signal
-    from microdot import wsgi_granian  # noqa: E402,F401  (see its documentation)
+    from microdot import wsgi_granian  # noqa: E402,F401  (see its documentation)  # pyright: ignore[reportUnusedImport]
