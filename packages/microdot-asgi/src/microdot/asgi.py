@@ -12,12 +12,24 @@ import asyncio
 import logging
 import os
 import sys
-from typing import (Any, Awaitable, Callable, Dict, List, Optional, Sequence, Set, Tuple,
-                    Union)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, Optional, Sequence,
+                    Set, Tuple, Union)
 from urllib.parse import quote
 
-from microdot import *  # noqa: F401,F403  (re-exported, as Microdot's asgi module does)
-from microdot import __all__ as _core_all
+import microdot as _microdot
+if TYPE_CHECKING:
+    # what the star import re-exports, spelled out for type checkers: ``Microdot`` is
+    # this module's own class, below (tests/typing/test_reexports.py keeps the list
+    # equal to ``microdot.__all__``)
+    from microdot import (AsyncBytesIO as AsyncBytesIO, HTTPException as HTTPException,
+                          MultiDict as MultiDict, NoCaseDict as NoCaseDict,
+                          Request as Request, Response as Response, URLPattern as URLPattern,
+                          __version__ as __version__, abort as abort,
+                          iscoroutine as iscoroutine, redirect as redirect,
+                          send_file as send_file, urldecode as urldecode,
+                          urlencode as urlencode)
+else:
+    from microdot import *  # noqa: F401,F403  (re-exported, as Microdot's asgi module does)
 from microdot import Microdot as BaseMicrodot
 from microdot.http11 import check_fields
 from microdot.requests import Request, headers_from_raw
@@ -26,20 +38,18 @@ from microdot.streams import BodyStream
 from microdot.shutdown import (SENT as _SENT, SERVING as _SERVING, ServerShutdown,
                                current_request as _current_request,
                                stop_server_on_shutdown)
+from microdot.typedefs import ASGIMessage, ASGIReceive, ASGIScope, ASGISend
 # Microdot 2.x's asgi module offers these too (``from microdot.asgi import with_websocket``)
 from microdot.websocket import WebSocket, WebSocketError, websocket_upgrade, with_websocket
 from microdot.ws_protocol import is_valid_close_code
 
 MICRODOT_PLUGIN_API = 1
 
-__all__ = list(_core_all) + ['asgi_adapter', 'ASGIAdapter', 'ASGIWebSocketTransport',
-                             'WebSocket', 'websocket_upgrade', 'with_websocket']
+__all__ = ['asgi_adapter', 'ASGIAdapter', 'ASGIWebSocketTransport', 'WebSocket',
+           'websocket_upgrade', 'with_websocket']
+__all__ += _microdot.__all__  # the core's names, re-exported
 
 logger = logging.getLogger('microdot.asgi')
-
-Scope = Dict[str, Any]
-Receive = Callable[[], Awaitable[Dict[str, Any]]]
-Send = Callable[[Dict[str, Any]], Awaitable[None]]
 
 
 class _Disconnected(Exception):
@@ -56,13 +66,21 @@ _warned_no_websocket: List[bool] = []
 
 
 def no_websocket_support(request: Request, subprotocols: Sequence[str]) -> Any:
-    """The ``websocket_transport`` of requests that came as an ``http`` scope: the
-    server handed a WebSocket handshake over as a plain HTTP request, because it has no
-    WebSocket support (uvicorn without a WebSocket library, ``--ws none``). Refuses it
-    with ``501`` and a message naming what is missing.
+    """The ``websocket_transport`` of requests that came as an ``http`` scope.
+
+    The server handed a WebSocket handshake over as a plain HTTP request, because it
+    has no WebSocket support (uvicorn without a WebSocket library, ``--ws none``): it
+    is refused with ``501`` and a message naming what is missing.
+
+    Args:
+        request: The request.
+        subprotocols: The subprotocols the route accepts.
+
+    Returns:
+        Never: it always raises.
 
     Raises:
-        microdot.ws_protocol.HandshakeError: always (501).
+        microdot.ws_protocol.HandshakeError: Always (501).
     """
     from microdot.ws_protocol import HandshakeError
     server = next((name for name in _WEBSOCKET_MISSING if name in sys.modules), None)
@@ -77,14 +95,23 @@ def no_websocket_support(request: Request, subprotocols: Sequence[str]) -> Any:
 
 
 class ASGIRequest(Request):
-    """A ``Request`` made by :class:`ASGIAdapter`; a WebSocket handshake that arrives
-    as an ``http`` scope is refused by :func:`no_websocket_support`."""
+    """A ``Request`` made by :class:`ASGIAdapter`.
+
+    A WebSocket handshake that arrives as an ``http`` scope is refused by
+    :func:`no_websocket_support`.
+    """
 
     websocket_transport = staticmethod(no_websocket_support)
+    #: The ASGI connection scope the request came from.
+    asgi_scope: ASGIScope
 
 
 class ASGIAdapter:
-    """An ASGI 3 callable serving a ``microdot.Microdot`` application."""
+    """An ASGI 3 callable serving a ``microdot.Microdot`` application.
+
+    Args:
+        app: The application.
+    """
 
     #: Seconds the lifespan shutdown waits for cancelled streams and WebSocket sessions
     #: to finish their cleanup (``finally`` blocks) before the shutdown hooks run.
@@ -95,9 +122,17 @@ class ASGIAdapter:
         #: Tasks streaming a response body or serving a WebSocket session.
         self.open_tasks: Set['asyncio.Task[Any]'] = set()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI callable: serves ``http`` scopes itself (one coroutine per request,
-        the common case), the others through :meth:`other`."""
+    async def __call__(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        """The ASGI callable: serve one connection scope.
+
+        It serves ``http`` scopes itself (one coroutine per request, the common
+        case), the others through :meth:`other`.
+
+        Args:
+            scope: The connection scope.
+            receive: The server's ``receive``.
+            send: The server's ``send``.
+        """
         if scope['type'] != 'http':
             await self.other(scope, receive, send)
             return
@@ -105,7 +140,9 @@ class ASGIAdapter:
         _current_request.set(state)  # this task's context (and its threads') only
         req = self.make_request(scope)
         chunked = False
-        for name, value in req.header_source[1]:  # the framing fields only
+        source = req.header_source
+        assert source is not None  # (make_request sets it)
+        for name, value in source[1]:  # the framing fields only
             size = len(name)
             if size == 14 and name.lower() == b'content-length':
                 req.content_length = int(value) if value.isdigit() else 0
@@ -124,18 +161,19 @@ class ASGIAdapter:
                     more = False
                     raise _Disconnected()
                 more = message.get('more_body', False)
-                return message.get('body', b'')
+                return message.get('body', b'')  # type: ignore[no-any-return]
 
-            req._stream = BodyStream(receive_body, limit=req.max_content_length)
+            req._stream = BodyStream(receive_body,  # pyright: ignore[reportPrivateUsage]
+                                     limit=req.max_content_length)
             try:
-                await req._read_body()
+                await req._read_body()  # pyright: ignore[reportPrivateUsage]
             except _Disconnected:
                 if state[0]:  # app.shutdown() was called: nothing more to send
                     _server_shutdown.fire()
                 state[0] = _SENT
                 return
         else:
-            req._body = b''  # an HTTP/1.x GET or HEAD without framing headers has no body
+            req._body = b''  # an HTTP/1.x GET or HEAD without framing headers has no body  # pyright: ignore[reportPrivateUsage]
         res = await self.app.dispatch_request(req)
         if res is not Response.already_handled:
             ctype = plain_type_field(res)
@@ -155,8 +193,17 @@ class ASGIAdapter:
     #: Serve an ``http`` scope (what the ASGI callable does with one).
     http = __call__
 
-    async def other(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a ``websocket`` or ``lifespan`` scope (``ValueError`` for others)."""
+    async def other(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        """Serve a ``websocket`` or ``lifespan`` scope.
+
+        Args:
+            scope: The connection scope.
+            receive: The server's ``receive``.
+            send: The server's ``send``.
+
+        Raises:
+            ValueError: Another scope type.
+        """
         kind = scope['type']
         if kind == 'websocket':
             await self.websocket(scope, receive, send)
@@ -167,9 +214,19 @@ class ASGIAdapter:
 
     # -- requests -------------------------------------------------------------------
 
-    def make_request(self, scope: Scope, stream: Any = None) -> Request:
-        """Translate an ASGI scope into a ``Request`` (latin-1 headers, root_path;
-        the header dict is only built if the application reads it)."""
+    def make_request(self, scope: ASGIScope, stream: Any = None) -> ASGIRequest:
+        """Translate an ASGI scope into a ``Request``.
+
+        Headers are latin-1 decoded, ``root_path`` applies, and the header dict is
+        only built if the application reads it.
+
+        Args:
+            scope: The connection scope.
+            stream: An async reader over the body, if it is known already.
+
+        Returns:
+            The request.
+        """
         root_path = scope.get('root_path')
         raw_path = scope.get('raw_path')
         if raw_path:
@@ -199,9 +256,16 @@ class ASGIAdapter:
         req.asgi_scope = scope
         return req
 
-    async def send_response(self, req: Request, res: Response, receive: Receive,
-                            send: Send) -> None:
-        """Send ``res``; a streamed body stops as soon as the client disconnects."""
+    async def send_response(self, req: Request, res: Response, receive: ASGIReceive,
+                            send: ASGISend) -> None:
+        """Send ``res``; a streamed body stops as soon as the client disconnects.
+
+        Args:
+            req: The request.
+            res: The response.
+            receive: The server's ``receive`` (to notice a disconnection).
+            send: The server's ``send``.
+        """
         try:
             res.complete()
             items = res.header_items()
@@ -223,7 +287,7 @@ class ASGIAdapter:
         else:
             await self._stream_body(res, receive, send)
 
-    async def _stream_body(self, res: Response, receive: Receive, send: Send) -> None:
+    async def _stream_body(self, res: Response, receive: ASGIReceive, send: ASGISend) -> None:
         iterator = res.body_iter()
 
         async def pump() -> None:
@@ -262,14 +326,22 @@ class ASGIAdapter:
 
     # -- websocket ------------------------------------------------------------------
 
-    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a ``websocket`` scope through the normal dispatch (``with_websocket``
-        routes accept it); a route that does not accept gets an HTTP denial."""
+    async def websocket(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        """Serve a ``websocket`` scope through the normal dispatch.
+
+        ``with_websocket`` routes accept it; a route that does not accept gets an HTTP
+        denial (see :meth:`deny`).
+
+        Args:
+            scope: The connection scope.
+            receive: The server's ``receive``.
+            send: The server's ``send``.
+        """
         message = await receive()
         if message['type'] != 'websocket.connect':
             return  # the client left before the handshake completed
         req = self.make_request(scope, None)
-        req._body = b''
+        req._body = b''  # pyright: ignore[reportPrivateUsage]
         req.scheme = 'https' if scope.get('scheme') in ('wss', 'https') else 'http'
         offered = scope.get('subprotocols')
         if offered and 'Sec-WebSocket-Protocol' not in req.headers:
@@ -279,13 +351,14 @@ class ASGIAdapter:
         def factory(request: Request, subprotocols: List[str]) -> ASGIWebSocketTransport:
             return transport
 
-        req.websocket_transport = factory
+        req.websocket_transport = factory  # type: ignore[assignment]  # pyright: ignore[reportAttributeAccessIssue]
         task = asyncio.current_task()
-        self.open_tasks.add(task)  # type: ignore[arg-type]
+        assert task is not None  # (an ASGI server runs each connection in a task)
+        self.open_tasks.add(task)
         try:
             res = await self.app.dispatch_request(req)
         finally:
-            self.open_tasks.discard(task)  # type: ignore[arg-type]
+            self.open_tasks.discard(task)
         if transport.accepted:
             if res is not Response.already_handled:
                 # e.g. a handler that raised after websocket_upgrade(): end the session
@@ -304,10 +377,20 @@ class ASGIAdapter:
             return
         await self.deny(req, res, scope, receive, send)
 
-    async def deny(self, req: Request, res: Response, scope: Scope, receive: Receive,
-                   send: Send) -> None:
-        """Answer a WebSocket handshake that no handler accepted with ``res``: as HTTP
-        when the server has the ``websocket.http.response`` extension, else close 1008."""
+    async def deny(self, req: Request, res: Response, scope: ASGIScope, receive: ASGIReceive,
+                   send: ASGISend) -> None:
+        """Answer a WebSocket handshake that no handler accepted with ``res``.
+
+        As HTTP when the server has the ``websocket.http.response`` extension, else
+        with a close (code 1008), which servers answer ``403 Forbidden``.
+
+        Args:
+            req: The handshake's request.
+            res: The answer.
+            scope: The connection scope.
+            receive: The server's ``receive``.
+            send: The server's ``send``.
+        """
         if res.status_code < 200:  # 101 would tell the client the upgrade succeeded
             logger.error('Cannot refuse a WebSocket on %s with status %d',
                          req.path, res.status_code)
@@ -319,10 +402,10 @@ class ASGIAdapter:
             await self._deny_with_close(res.status_code, send)
             return
 
-        async def http_send(message: Dict[str, Any]) -> None:
+        async def http_send(message: ASGIMessage) -> None:
             await send(dict(message, type='websocket.' + message['type']))
 
-        async def http_receive() -> Dict[str, Any]:
+        async def http_receive() -> ASGIMessage:
             message = await receive()
             if message['type'] == 'websocket.disconnect':
                 return {'type': 'http.disconnect'}
@@ -330,15 +413,21 @@ class ASGIAdapter:
 
         await self.send_response(req, res, http_receive, http_send)
 
-    async def _deny_with_close(self, status: int, send: Send) -> None:
+    async def _deny_with_close(self, status: int, send: ASGISend) -> None:
         """Refuse without the denial extension: servers answer ``403 Forbidden``."""
         await send({'type': 'websocket.close', 'code': 1008,
                     'reason': 'HTTP %d' % status})
 
     # -- lifespan -------------------------------------------------------------------
 
-    async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the application's startup and shutdown hooks on the server's signals."""
+    async def lifespan(self, scope: ASGIScope, receive: ASGIReceive, send: ASGISend) -> None:
+        """Run the application's startup and shutdown hooks on the server's signals.
+
+        Args:
+            scope: The ``lifespan`` scope (hooks that take an argument receive it).
+            receive: The server's ``receive``.
+            send: The server's ``send``.
+        """
         while True:
             message = await receive()
             if message['type'] == 'lifespan.startup':
@@ -441,10 +530,16 @@ def _cut_reason(reason: str) -> str:
 
 
 class ASGIWebSocketTransport:
-    """The WebSocket transport (see ``microdot.websocket``) over ASGI ``websocket.*``
-    events; the server does the framing, pings and closing handshake."""
+    """The WebSocket transport (see ``microdot.websocket``) over ASGI ``websocket.*`` events.
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    The server does the framing, pings and closing handshake.
+
+    Args:
+        receive: The server's ``receive``.
+        send: The server's ``send``.
+    """
+
+    def __init__(self, receive: ASGIReceive, send: ASGISend) -> None:
         self._receive = receive
         self._send = send
         #: Largest message accepted (``None``: no limit); set by ``websocket_upgrade``.
@@ -462,7 +557,16 @@ class ASGIWebSocketTransport:
 
     async def accept(self, subprotocol: Optional[str] = None,
                      headers: Sequence[Tuple[str, str]] = ()) -> None:
-        """Send ``websocket.accept`` (the server adds ``Sec-WebSocket-Protocol``)."""
+        """Send ``websocket.accept`` (the server adds ``Sec-WebSocket-Protocol``).
+
+        Args:
+            subprotocol: The subprotocol chosen, if any.
+            headers: More response headers for the handshake.
+
+        Raises:
+            RuntimeError: The WebSocket was already accepted or closed.
+            microdot.websocket.WebSocketError: The connection is gone.
+        """
         if self.accepted or self.closed:
             raise RuntimeError('this WebSocket was already accepted or closed')
         message: Dict[str, Any] = {
@@ -478,7 +582,15 @@ class ASGIWebSocketTransport:
         self.accepted = True
 
     async def receive(self) -> Union[str, bytes]:
-        """The next message: ``text`` as str, ``bytes`` as bytes, whichever is set."""
+        """Wait for the next message.
+
+        Returns:
+            The message: ``text`` as str, ``bytes`` as bytes, whichever is set.
+
+        Raises:
+            microdot.websocket.WebSocketError: The connection is closed (or the
+                message was too big: it is closed with 1009).
+        """
         while True:
             if self.closed:
                 raise _closed_error(self.close_code, self.close_reason)
@@ -502,7 +614,14 @@ class ASGIWebSocketTransport:
             return data
 
     async def send(self, data: Union[str, bytes]) -> None:
-        """Send ``websocket.send``: text for str, binary for bytes."""
+        """Send ``websocket.send``: text for str, binary for bytes.
+
+        Args:
+            data: The message.
+
+        Raises:
+            microdot.websocket.WebSocketError: The connection is closed.
+        """
         if self.closed:
             raise _closed_error(self.close_code, self.close_reason)
         if isinstance(data, str):
@@ -516,7 +635,15 @@ class ASGIWebSocketTransport:
             raise _closed_error(1006, 'connection lost') from exc
 
     async def close(self, code: int = 1000, reason: str = '') -> None:
-        """Send ``websocket.close`` once (before ``accept``, servers answer 403)."""
+        """Send ``websocket.close`` once (before ``accept``, servers answer 403).
+
+        Args:
+            code: The close code.
+            reason: The close reason (cut to fit a Close frame).
+
+        Raises:
+            ValueError: A close code that cannot be sent.
+        """
         if self.closed:
             return
         if not is_valid_close_code(code):
@@ -564,20 +691,30 @@ def asgi_adapter(app: Any) -> ASGIAdapter:
 
     The application's ``shutdown()`` then stops this server as well (as it does for
     ``microdot.asgi.Microdot``), whenever the built-in server is not running it.
+
+    Args:
+        app: The application (a ``microdot.asgi.Microdot`` is its own adapter).
+
+    Returns:
+        The ASGI callable serving ``app``.
     """
     if isinstance(app, Microdot):
-        return app._asgi
+        return app._asgi  # pyright: ignore[reportPrivateUsage]
     stop_server_on_shutdown(app, _server_shutdown, 'stops_asgi_server')
     return ASGIAdapter(app)
 
 
 class Microdot(BaseMicrodot, ASGIAdapter):
-    """A Microdot application that is also an ASGI 3 callable (its own
-    :class:`ASGIAdapter`: a request costs one coroutine less).
+    """A Microdot application that is also an ASGI 3 callable.
 
-    ``lifespan_startup`` and ``lifespan_shutdown`` run when the server sends the ASGI
-    lifespan events (async or sync callables, taking the scope or nothing), after and
-    before the hooks registered with ``on_startup`` / ``on_shutdown``.
+    It is its own :class:`ASGIAdapter`: a request costs one coroutine less.
+
+    Args:
+        lifespan_startup: Runs when the server sends the ASGI lifespan startup event,
+            after the hooks registered with ``on_startup`` (async or sync, taking the
+            scope or nothing).
+        lifespan_shutdown: Runs on the lifespan shutdown event, before the hooks
+            registered with ``on_shutdown``.
     """
 
     def __init__(self, lifespan_startup: Optional[Callable[..., Any]] = None,
@@ -592,7 +729,8 @@ class Microdot(BaseMicrodot, ASGIAdapter):
         ASGIAdapter.__init__(self, self)
         self._asgi = self
 
-    __call__ = ASGIAdapter.__call__
+    # an ASGI callable only (the core's class also takes WSGI calls)
+    __call__ = ASGIAdapter.__call__  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 
     def shutdown(self) -> None:
         """Stop serving: the built-in server if running, else the whole ASGI server.
@@ -626,7 +764,7 @@ def _missing(server: str) -> ImportError:
 
 class _Runner:
     MICRODOT_PLUGIN_API = 1
-    options: frozenset = frozenset({'workers', 'reload'})
+    options: FrozenSet[str] = frozenset({'workers', 'reload'})
 
 
 class UvicornServer(_Runner):
@@ -676,8 +814,8 @@ class HypercornServer(_Runner):
                 raise ValueError('workers and reload need the application as an import '
                                  'string ("module:app")')
             import asyncio as _asyncio
-            from hypercorn.asyncio import serve
-            _asyncio.run(serve(asgi_adapter(app), config))  # type: ignore[arg-type]
+            from hypercorn.asyncio import serve  # pyright: ignore[reportUnknownVariableType]
+            _asyncio.run(serve(asgi_adapter(app), config))
             return
         os.environ[_APP_ENV] = app
         config.application_path = 'asgi:microdot.asgi:_cli_app()'
