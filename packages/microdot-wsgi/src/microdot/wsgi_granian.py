@@ -1,5 +1,6 @@
-"""Granian's WSGI interface: ``microdot run MODULE:APP --server granian``, and
-WSGI workers that always stop.
+"""Granian's WSGI interface (``microdot run MODULE:APP --server granian``).
+
+And WSGI workers that always stop.
 
 ``microdot run`` starts Granian (``pip install 'microdot-wsgi[granian]'``) with
 ``--interface wsgi`` on HOST:PORT, with ``--workers`` processes (``auto``: one per
@@ -39,7 +40,7 @@ import sys
 import threading
 from typing import Any, Callable, Iterable, Optional, Union
 
-from microdot.wsgi import _as_wsgi, _missing
+from microdot.wsgi import _as_wsgi, _missing  # pyright: ignore[reportPrivateUsage]
 
 __all__ = ['GranianServer', 'granian_server', 'install']
 
@@ -52,8 +53,9 @@ APP_VARIABLE = 'MICRODOT_WSGI_APP'
 
 
 def install() -> bool:
-    """Make Granian's WSGI workers stop on the first SIGINT/SIGTERM, whichever thread
-    catches it (see the module documentation).
+    """Make Granian's WSGI workers stop on the first SIGINT/SIGTERM.
+
+    Whichever thread catches it (see the module documentation).
 
     Returns:
         True if Granian's ``set_sync_signals`` is (now) the replacement; False when
@@ -181,9 +183,10 @@ def _worker_count(workers: Union[int, str, None]) -> int:
 
 
 class GranianServer:
-    """Runs an application with Granian's WSGI interface (``--server granian
-    --interface wsgi``), or with ``interface='asgi'`` microdot-asgi's runner of its
-    ASGI interface.
+    """Runs an application with Granian's WSGI interface.
+
+    That is ``--server granian --interface wsgi``; with ``interface='asgi'``,
+    microdot-asgi's runner of its ASGI interface.
 
     microdot-asgi and microdot-wsgi both register ``granian``; whichever one the
     registry hands out, ASGI is the default when microdot-asgi is installed (WebSocket
@@ -198,8 +201,10 @@ class GranianServer:
             workers: Union[int, str, None] = None, threads: Optional[int] = None,
             reload: bool = False, interface: Optional[str] = None,
             **options: Any) -> None:
-        """Serve ``app`` (``MODULE:APP``, or an application object with one worker
-        where processes are forked) until SIGINT/SIGTERM.
+        """Serve ``app`` until SIGINT/SIGTERM.
+
+        ``app`` is ``MODULE:APP``, or an application object with one worker where
+        processes are forked.
 
         Args:
             app: the application or its import string.

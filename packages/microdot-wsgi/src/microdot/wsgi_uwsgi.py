@@ -71,9 +71,15 @@ def _option(name: str) -> Any:
 
 
 def websocket_problem(environ: Dict[str, Any]) -> Optional[str]:
-    """Why this uWSGI instance cannot carry a WebSocket for the request (``None``
-    if it can): a router that does not pass WebSockets through, or TLS terminated in
-    the worker."""
+    """Why this uWSGI instance cannot carry a WebSocket for the request.
+
+    Args:
+        environ: The request's WSGI environment.
+
+    Returns:
+        The reason (a router that does not pass WebSockets through, or TLS
+        terminated in the worker), or ``None`` if it can.
+    """
     if _option('https-socket') is not None and environ.get('wsgi.url_scheme') == 'https':
         return ('uWSGI terminates TLS in the worker (--https-socket), so the connection '
                 'cannot be handed over; put the --https router or a proxy in front')
@@ -85,10 +91,19 @@ def websocket_problem(environ: Dict[str, Any]) -> Optional[str]:
 
 
 class UwsgiTransport(FramedTransport):
-    """:class:`FramedTransport` whose ``101`` answer uWSGI sends (see module doc), and
-    which pings the client every ``ping_interval`` seconds while the session lasts,
-    as uWSGI's own WebSocket API does, so that uWSGI's HTTP router (``--http-timeout``)
-    and proxies do not take a quiet session for a dead one."""
+    """A :class:`~microdot.websocket.FramedTransport` whose ``101`` answer uWSGI sends.
+
+    It pings the client every ``ping_interval`` seconds while the session lasts, as
+    uWSGI's own WebSocket API does, so that uWSGI's HTTP router (``--http-timeout``)
+    and proxies do not take a quiet session for a dead one (see the module
+    documentation).
+
+    Args:
+        stream: The connection's socket stream.
+        send_head: Sends the ``101`` answer with the given headers through uWSGI.
+        accept_key: The handshake's ``Sec-WebSocket-Accept`` value.
+        ping_interval: Seconds between two pings (``None`` or 0: no pings).
+    """
 
     def __init__(self, stream: SocketStream, send_head: Callable[[Headers], None],
                  accept_key: str, ping_interval: Optional[float] = None) -> None:
@@ -100,8 +115,12 @@ class UwsgiTransport(FramedTransport):
 
     async def accept(self, subprotocol: Optional[str] = None,
                      headers: Sequence[Tuple[str, str]] = ()) -> None:
-        """Have uWSGI send ``101 Switching Protocols`` (with ``subprotocol`` and
-        ``headers``), then start the pings."""
+        """Have uWSGI send ``101 Switching Protocols``, then start the pings.
+
+        Args:
+            subprotocol: The subprotocol chosen, if any.
+            headers: More response headers for the handshake.
+        """
         assert self.accept_key is not None
         self._send_head(wsp.handshake_response_headers(self.accept_key, subprotocol)
                         + list(headers))
@@ -129,8 +148,11 @@ class UwsgiTransport(FramedTransport):
 
 
 def ping_interval() -> Optional[float]:
-    """Seconds between the pings of a session: uWSGI's ``--websockets-ping-freq``
-    (30 unless set; 0 turns them off)."""
+    """Seconds between the pings of a session: uWSGI's ``--websockets-ping-freq``.
+
+    Returns:
+        The interval (30 unless set), or ``None`` when it is 0: no pings.
+    """
     value = _option('websockets-ping-freq')
     if isinstance(value, bytes):
         value = value.decode()
@@ -140,8 +162,14 @@ def ping_interval() -> Optional[float]:
 
 
 class UwsgiTakeover(SocketTakeover):
-    """``request.websocket_transport`` factory running a WebSocket on the socket of
-    the uWSGI request (``uwsgi.connection_fd()``)."""
+    """The ``request.websocket_transport`` factory of WebSocket sessions under uWSGI.
+
+    The session runs on the socket of the uWSGI request (``uwsgi.connection_fd()``).
+
+    Args:
+        environ: The request's WSGI environment.
+        start_response: The server's ``start_response``.
+    """
 
     def __init__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> None:
         super().__init__(environ, start_response)
@@ -149,8 +177,21 @@ class UwsgiTakeover(SocketTakeover):
 
     def __call__(self, request: Request, subprotocols: Optional[List[str]] = None
                  ) -> FramedTransport:
-        """Validate the handshake and prepare the session (the answer goes out in
-        ``accept()``); refuses with ``501`` where uWSGI cannot carry it."""
+        """Validate the handshake and prepare the session.
+
+        The answer goes out in ``accept()``.
+
+        Args:
+            request: The handshake's request.
+            subprotocols: The subprotocols the route accepts.
+
+        Returns:
+            The session's transport.
+
+        Raises:
+            microdot.ws_protocol.HandshakeError: An invalid handshake, or ``501``
+                where uWSGI cannot carry the session.
+        """
         accept, _ = wsp.check_handshake(request.method, request.http_version,
                                         request.headers.get, subprotocols or ())
         problem = websocket_problem(self.environ)
@@ -177,8 +218,13 @@ class UwsgiTakeover(SocketTakeover):
         self._sock.setblocking(False)
 
     def release(self, code: int = wsp.CLOSE_NORMAL) -> None:
-        """End the session (see :meth:`SocketTakeover.release`) and drop our
-        descriptor of the connection."""
+        """End the session and drop our descriptor of the connection.
+
+        See :meth:`microdot.wsgi.SocketTakeover.release`.
+
+        Args:
+            code: The close code of a last Close frame, if the session is still open.
+        """
         try:
             if isinstance(self.transport, UwsgiTransport):
                 self.transport.stop_pinging()
@@ -190,10 +236,13 @@ class UwsgiTakeover(SocketTakeover):
 
 
 def master_pid() -> int:
-    """The process whose SIGTERM stops this uWSGI instance: the ``microdot run
-    --server uwsgi`` process supervising it (a graceful stop), else uWSGI's master
-    (which stops on SIGTERM only when started with ``--die-on-term``), else this
-    process."""
+    """The process whose SIGTERM stops this uWSGI instance.
+
+    Returns:
+        The ``microdot run --server uwsgi`` process supervising it (a graceful stop),
+        else uWSGI's master (which stops on SIGTERM only when started with
+        ``--die-on-term``), else this process.
+    """
     supervisor = os.environ.get(SUPERVISOR_VARIABLE, '')
     if supervisor.isdigit():
         try:
@@ -213,16 +262,20 @@ def master_pid() -> int:
 
 
 def load_application() -> Any:
-    """The WSGI callable for the application named by :data:`APP_VARIABLE` (what
-    ``microdot run --server uwsgi`` has uWSGI serve).
+    """The WSGI callable for the application named by :data:`APP_VARIABLE`.
+
+    What ``microdot run --server uwsgi`` has uWSGI serve.
+
+    Returns:
+        The WSGI callable.
 
     Raises:
-        RuntimeError: the variable is not set.
+        RuntimeError: The variable is not set.
     """
     target = os.environ.get(APP_VARIABLE)
     if not target:
         raise RuntimeError('%s is not set: it names the application (MODULE:APP) for '
                            'uWSGI to serve; or run uWSGI on your module directly, e.g. '
                            'uwsgi --module app:app' % APP_VARIABLE)
-    from microdot.wsgi import _as_wsgi
+    from microdot.wsgi import _as_wsgi  # pyright: ignore[reportPrivateUsage]
     return _as_wsgi(target)

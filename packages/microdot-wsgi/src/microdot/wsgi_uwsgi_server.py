@@ -40,7 +40,7 @@ from types import FrameType
 from typing import Any, Dict, FrozenSet, List, Optional
 
 from microdot.listener import PortInUse, ServeError
-from microdot.wsgi import _missing
+from microdot.wsgi import _missing  # pyright: ignore[reportPrivateUsage]
 from microdot.wsgi_uwsgi import APP_VARIABLE, SUPERVISOR_VARIABLE
 
 __all__ = ['UwsgiServer', 'uwsgi_server', 'uwsgi_binary']
@@ -58,8 +58,11 @@ _NUDGE_EVERY = 1.0
 
 
 def uwsgi_binary() -> str:
-    """The ``uwsgi`` program: the one installed next to this Python (by
-    ``pip install uwsgi``), else the first on ``PATH``.
+    """The ``uwsgi`` program to run.
+
+    Returns:
+        Its path: the one installed next to this Python (by ``pip install uwsgi``),
+        else the first on ``PATH``.
 
     Raises:
         ImportError: uWSGI is not installed (the message says what to install).
@@ -239,8 +242,14 @@ class UwsgiServer:
     graceful_timeout: int = 30
 
     def installed(self) -> bool:
-        """Whether the ``uwsgi`` program is installed (the ``uwsgi`` Python module
-        exists only inside uWSGI, so looking for it cannot tell)."""
+        """Whether the ``uwsgi`` program is installed.
+
+        (The ``uwsgi`` Python module exists only inside uWSGI, so looking for it
+        cannot tell.)
+
+        Returns:
+            ``True`` if :func:`uwsgi_binary` finds it.
+        """
         try:
             uwsgi_binary()
         except ImportError:
@@ -248,15 +257,21 @@ class UwsgiServer:
         return True
 
     def mercy(self) -> int:
-        """The graceful stop/reload time limit in seconds (see ``graceful_timeout``)."""
+        """The graceful stop/reload time limit in seconds.
+
+        Returns:
+            ``UWSGI_WORKER_RELOAD_MERCY`` if set, else :attr:`graceful_timeout`.
+        """
         value = os.environ.get('UWSGI_WORKER_RELOAD_MERCY', '')
         return int(value) if value.isdigit() else self.graceful_timeout
 
     def command(self, host: str, port: int, fifo: str, workers: Any = None,
                 threads: Optional[int] = None, reload: bool = False,
                 access_log: Optional[bool] = None) -> List[str]:
-        """The uWSGI command line serving the application named by the
-        ``MICRODOT_UWSGI_APP`` environment variable on ``host:port``.
+        """The uWSGI command line serving the application on ``host:port``.
+
+        uWSGI serves the application named by the ``MICRODOT_UWSGI_APP`` environment
+        variable.
 
         Args:
             host: address to listen on.
