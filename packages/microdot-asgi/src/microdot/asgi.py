@@ -19,7 +19,7 @@ from urllib.parse import quote
 import microdot as _microdot
 if TYPE_CHECKING:
     # what the star import re-exports, spelled out for type checkers: ``Microdot`` is
-    # this module's own class, below (tests/typing/test_reexports.py keeps the list
+    # this module's own class, below (tests/core/test_checker_reexports.py keeps the list
     # equal to ``microdot.__all__``)
     from microdot import (AsyncBytesIO as AsyncBytesIO, HTTPException as HTTPException,
                           MultiDict as MultiDict, NoCaseDict as NoCaseDict,
