@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -89,7 +89,7 @@ class RedisBroker:
         options.setdefault('retry', Retry(_no_backoff(), 0))  # commands are not retried
         options['decode_responses'] = False  # payloads are bytes
         options['protocol'] = 2  # pub/sub messages as replies (RESP3 makes them pushes)
-        self.pool: Any = aioredis.ConnectionPool.from_url(url, **options)
+        self.pool: Any = aioredis.ConnectionPool.from_url(url, **options)  # pyright: ignore[reportUnknownMemberType]
         self.client: Any = aioredis.Redis(connection_pool=self.pool)
         self.script: Any = self.client.register_script(_PUBLISH_DURABLE)
         self.where = self._describe()
@@ -118,6 +118,23 @@ class RedisBroker:
 
     async def publish(self, channel: str, payload: bytes,
                       retention: Optional[int]) -> Optional[str]:
+        """Publish ``payload`` on ``channel`` (see :meth:`microdot.pubsub.Broker.publish`).
+
+        A durable channel's message goes to its Redis stream and to the subscribers
+        in one step (a script).
+
+        Args:
+            channel: The channel.
+            payload: The encoded message.
+            retention: For a durable channel, how many messages its stream keeps
+                (about: trimmed with ``MAXLEN ~``); ``None`` otherwise.
+
+        Returns:
+            The message's stream id on a durable channel, else ``None``.
+
+        Raises:
+            microdot.pubsub.PubSubError: Redis is unreachable or failed.
+        """
         name = self.prefix + channel
         try:
             if retention:
@@ -130,6 +147,19 @@ class RedisBroker:
 
     async def history(self, channel: str, after: Optional[str],
                       limit: int) -> List[Tuple[str, bytes]]:
+        """The last retained messages of a durable channel, from its Redis stream.
+
+        Args:
+            channel: The channel.
+            after: Only messages whose id is greater (``None``: all).
+            limit: At most this many, the last ones.
+
+        Returns:
+            ``(id, payload)`` pairs, oldest first.
+
+        Raises:
+            microdot.pubsub.PubSubError: Redis is unreachable or failed.
+        """
         try:
             if after is None:
                 rows = await self.client.xrevrange(self.prefix + channel, '+', '-',
@@ -139,7 +169,7 @@ class RedisBroker:
                                                    count=limit + 1)
         except _ERRORS as exc:
             raise self._error('reading the stream of %r' % channel, exc) from exc
-        out = []
+        out: List[Tuple[str, bytes]] = []
         for event_id, fields in rows:
             event_id = _text(event_id)
             if event_id != after:
@@ -148,6 +178,17 @@ class RedisBroker:
         return out[-limit:]
 
     async def last_id(self, channel: str) -> Optional[str]:
+        """The id of the last message of a durable channel's Redis stream.
+
+        Args:
+            channel: The channel.
+
+        Returns:
+            The id, or ``None`` when the stream is empty.
+
+        Raises:
+            microdot.pubsub.PubSubError: Redis is unreachable or failed.
+        """
         try:
             rows = await self.client.xrevrange(self.prefix + channel, '+', '-', count=1)
         except _ERRORS as exc:
@@ -157,6 +198,14 @@ class RedisBroker:
     # -- subscriptions --------------------------------------------------------------
 
     async def subscribe(self, channel: str) -> None:
+        """Subscribe; return once Redis confirmed it.
+
+        Messages published from then on are delivered. The subscriber connection is
+        opened on the first subscription.
+
+        Args:
+            channel: The channel.
+        """
         waiter = self.loop.create_future()
         self.channels[channel] = waiter
         if self.reader is None or self.reader.done():
@@ -166,6 +215,13 @@ class RedisBroker:
         await asyncio.shield(waiter)
 
     async def unsubscribe(self, channel: str) -> None:
+        """Stop the delivery of ``channel``'s messages.
+
+        The subscriber connection is closed when no channel is left.
+
+        Args:
+            channel: The channel.
+        """
         waiter = self.channels.pop(channel, None)
         if waiter is not None and not waiter.done():
             waiter.cancel()
@@ -272,12 +328,15 @@ class RedisBroker:
         while True:
             response = await conn.read_response()
             self.last_received = self.loop.time()
-            if not isinstance(response, list) or len(response) < 3:
+            if not isinstance(response, list):
                 continue  # +PONG outside subscribed mode
-            kind = response[0]
+            reply = cast(List[Any], response)  # type: ignore[redundant-cast]  # (pyright: not Unknown)
+            if len(reply) < 3:
+                continue
+            kind = reply[0]
             if kind == b'message':
-                channel = _text(response[1])[prefix_len:]
-                payload = response[2]
+                channel = _text(reply[1])[prefix_len:]
+                payload = reply[2]
                 event_id: Optional[str] = None
                 if payload[:1] == _DURABLE_MARK:
                     mark = payload.find(_DURABLE_MARK, 1)
@@ -286,7 +345,7 @@ class RedisBroker:
                         payload = payload[mark + 1:]
                 listener.message(channel, event_id, payload)
             elif kind == b'subscribe':
-                self._confirmed(_text(response[1])[prefix_len:])
+                self._confirmed(_text(reply[1])[prefix_len:])
 
     def _confirmed(self, channel: str) -> None:
         left = self.outstanding.get(channel, 1) - 1
@@ -307,6 +366,7 @@ class RedisBroker:
     # -- shutdown -------------------------------------------------------------------
 
     async def close(self) -> None:
+        """End every subscription and close the connections to Redis."""
         self.closed = True
         for waiter in self.channels.values():
             if not waiter.done():
