@@ -33,7 +33,7 @@ else:
 from microdot import Microdot as BaseMicrodot
 from microdot.http11 import check_fields
 from microdot.requests import Request, headers_from_raw
-from microdot.responses import Response, close_body, internal_error, plain_type_field
+from microdot.responses import Response, close_body, internal_error, one_step_type_field
 from microdot.streams import BodyStream
 from microdot.shutdown import (SENT as _SENT, SERVING as _SERVING, ServerShutdown,
                                current_request as _current_request,
@@ -176,13 +176,18 @@ class ASGIAdapter:
             req._body = b''  # an HTTP/1.x GET or HEAD without framing headers has no body  # pyright: ignore[reportPrivateUsage]
         res = await self.app.dispatch_request(req)
         if res is not Response.already_handled:
-            ctype = plain_type_field(res)
+            ctype = one_step_type_field(res)
+            headers: Optional[List[Tuple[bytes, bytes]]] = None
+            body = res.body
             if ctype is not None:  # the common case, in one step
-                body = res.body
+                headers = [
+                    (b'content-type', _CTYPES.get(ctype[1]) or _ctype_bytes(ctype[1])),
+                    (b'content-length', b'%d' % len(body))]
+                if res._fields is not None or res._cookies is not None:  # pyright: ignore[reportPrivateUsage]
+                    headers = _checked_fields(res, headers)
+            if headers is not None:
                 await send({'type': 'http.response.start', 'status': res.status_code,
-                            'headers': [(b'content-type', _CTYPES.get(ctype[1]) or
-                                         _ctype_bytes(ctype[1])),
-                                        (b'content-length', b'%d' % len(body))]})
+                            'headers': headers})
                 await send({'type': 'http.response.body', 'body': body})
             else:
                 await self.send_response(req, res, receive, send)
@@ -665,6 +670,29 @@ def _check_header(name: str, value: str) -> bool:
 _WIRE_NAMES: Dict[str, bytes] = {}
 #: Content-Type values of plain responses, encoded (see ``ASGIAdapter.__call__``).
 _CTYPES: Dict[str, bytes] = {}
+
+
+def _checked_fields(res: Response, tail: List[Tuple[bytes, bytes]]
+                    ) -> Optional[List[Tuple[bytes, bytes]]]:
+    """The fields of ``res`` checked when they were set (see
+    ``microdot.responses.one_step_type_field``) as ASGI headers, then ``tail``; ``None``
+    if a value is not latin-1 (``send_response`` refuses it)."""
+    names = _WIRE_NAMES
+    headers: List[Tuple[bytes, bytes]] = []
+    append = headers.append
+    try:
+        fields = res._fields  # pyright: ignore[reportPrivateUsage]
+        if fields:
+            for name, value in fields.items():
+                append((names.get(name) or _wire_name(name), value.encode('latin-1')))
+        cookies = res._cookies  # pyright: ignore[reportPrivateUsage]
+        if cookies is not None:
+            for value in cookies:
+                append((b'set-cookie', value.encode('latin-1')))
+    except UnicodeEncodeError:
+        return None
+    headers += tail
+    return headers
 
 
 def _ctype_bytes(value: str) -> bytes:

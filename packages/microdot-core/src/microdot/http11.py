@@ -1100,6 +1100,19 @@ def serialize_response_head(status_code: int, reason: str | None,
                         _encode_value(p) for p in parts)
 
 
+def is_field_name(name: Any) -> bool:
+    """Whether ``name`` can be sent as a header field name (a ``str`` token).
+
+    Args:
+        name: The candidate name.
+
+    Returns:
+        ``True`` for a non-empty ``str`` of token characters (RFC 9110 §5.1).
+    """
+    return name in _GOOD_NAMES or (isinstance(name, str)
+                                   and _TOKEN.fullmatch(name) is not None)
+
+
 def check_fields(fields: list[tuple[str, str]]) -> None:
     """Check header fields, for servers that frame responses themselves (ASGI, WSGI).
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import (Any, AsyncGenerator, Callable, Dict, Iterable, List, Optional, Tuple,
                     Union)
 
-from .http11 import check_fields, reason_phrase
+from .http11 import check_fields, is_field_name, reason_phrase
 from .structures import NoCaseDict
 
 # The standard module's C encoder, built once: ``json.dumps(obj)``'s output (its default
@@ -79,6 +79,95 @@ def _check_header_text(text: str, what: str) -> None:
         raise ValueError('%s may not contain CR, LF or NUL characters: %r' % (what, text))
 
 
+_JSON_FIELD = ('Content-Type', JSON_CONTENT_TYPE)
+
+#: Lower-case names of the fields that servers frame or add themselves, and of
+#: ``Set-Cookie`` (a list): given to ``Response``, they go into its ``NoCaseDict``.
+_FRAMING_NAMES = frozenset((
+    'content-type', 'content-length', 'set-cookie', 'date', 'connection', 'keep-alive',
+    'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers',
+    'transfer-encoding', 'upgrade'))
+#: Field names known to be tokens and none of the above, one spelling per lower-case
+#: name (so that a ``dict`` of them never holds one field twice), for
+#: :func:`_checked_fields`; and that spelling per lower-case name.
+_PLAIN_NAMES: set[str] = set()
+_PLAIN_SPELLING: Dict[str, str] = {}
+_PLAIN_NAMES_MAX = 1024
+
+
+def _checked_fields(headers: Dict[Any, Any]) -> Optional[Dict[str, str]]:
+    """A copy of the ``headers`` given to ``Response``, checked now, if they can be sent
+    as they are: token names, none of them framing fields nor twice in another case,
+    and ``str`` values without CR, LF or NUL. ``None`` otherwise (they then go into a
+    ``NoCaseDict``, and a bad field is refused when the response is sent)."""
+    if not _PLAIN_NAMES.issuperset(headers) and not _learn_names(headers):
+        return None
+    try:
+        text = ''.join(headers.values())
+    except TypeError:  # a value that is not a str (a list, a number ...)
+        return None
+    if not text.isprintable() and ('\r' in text or '\n' in text or '\0' in text):
+        return None
+    return headers.copy()
+
+
+def _learn_names(headers: Dict[Any, Any]) -> bool:
+    """Add the names of ``headers`` that qualify to ``_PLAIN_NAMES``; whether all do."""
+    for name in headers:
+        if name in _PLAIN_NAMES:
+            continue
+        if not is_field_name(name):
+            return False
+        lower = name.lower()
+        if lower in _FRAMING_NAMES or _PLAIN_SPELLING.get(lower, name) != name or \
+                len(_PLAIN_NAMES) >= _PLAIN_NAMES_MAX:
+            return False
+        _PLAIN_SPELLING[lower] = name
+        _PLAIN_NAMES.add(name)
+    return True
+
+
+def _cookie_text(cookie: str, value: str, path: Optional[str], domain: Optional[str],
+                 expires: Union[str, datetime, None], max_age: Optional[int],
+                 secure: bool, http_only: bool, partitioned: bool,
+                 samesite: Optional[str]) -> str:
+    """The ``Set-Cookie`` value for :meth:`Response.set_cookie`'s arguments, checked."""
+    for what, text in (('cookie name', cookie), ('cookie value', value),
+                       ('cookie path', path or ''), ('cookie domain', domain or '')):
+        _check_header_text(str(text), what)
+        if ';' in str(text) and what != 'cookie value':
+            raise ValueError('%s may not contain ";": %r' % (what, text))
+    if ';' in value:
+        raise ValueError('cookie value may not contain ";" (encode it first): %r'
+                         % value)
+    parts = [cookie + '=' + value]
+    if path:
+        parts.append('Path=' + path)
+    if domain:
+        parts.append('Domain=' + domain)
+    if expires:
+        if isinstance(expires, datetime):
+            if expires.tzinfo is None:
+                expires = expires.replace(tzinfo=timezone.utc)
+            expires = email.utils.format_datetime(
+                expires.astimezone(timezone.utc), usegmt=True)
+        _check_header_text(expires, 'cookie expiry')
+        parts.append('Expires=' + expires)
+    if max_age is not None:
+        parts.append('Max-Age=' + str(int(max_age)))
+    if secure:
+        parts.append('Secure')
+    if http_only:
+        parts.append('HttpOnly')
+    if samesite:
+        if samesite.capitalize() not in ('Strict', 'Lax', 'None'):
+            raise ValueError("samesite must be 'Strict', 'Lax' or 'None'")
+        parts.append('SameSite=' + samesite.capitalize())
+    if partitioned:
+        parts.append('Partitioned')
+    return '; '.join(parts)
+
+
 class Response:
     """An HTTP response: status, headers and a body.
 
@@ -137,17 +226,23 @@ class Response:
         if headers is not None:  # else created on first access (see ``headers``)
             # always a copy, as in Microdot: complete() and set_cookie() add to it, so
             # a dict shared between responses must not collect their fields
-            self._headers = headers.copy() if isinstance(headers, NoCaseDict) \
-                else NoCaseDict(headers)
+            fields = _checked_fields(headers) if type(headers) is dict else None
+            if fields is not None:  # checked now: sent as they are (see _fields)
+                self._fields = fields
+            else:
+                self._headers = headers.copy() if isinstance(headers, NoCaseDict) \
+                    else NoCaseDict(headers)
         if reason is not None:
             self.reason = reason
         if type(body) is str:
             self.body = body.encode()
         elif isinstance(body, (dict, list)):
             self.body = dumps(body)
-            fields = self.headers
-            if 'content-type' not in fields.keymap:  # a type the caller gave is kept
-                fields['Content-Type'] = JSON_CONTENT_TYPE
+            given = self._headers
+            if given is None:  # (a Content-Type given is never in _fields)
+                self._type_field = _JSON_FIELD
+            elif 'content-type' not in given.keymap:  # a type the caller gave is kept
+                given['Content-Type'] = JSON_CONTENT_TYPE
         elif isinstance(body, str):
             self.body = body.encode()
         else:
@@ -160,6 +255,14 @@ class Response:
     #: The header dict, ``None`` until headers are set or read: adapters test it to
     #: send a response that has no headers of its own in one step.
     _headers: Optional[NoCaseDict[Any]] = None
+    # Until ``headers`` is first read, what it will hold, kept apart so that servers
+    # and adapters send it without building a NoCaseDict (see one_step_type_field):
+    #: the fields given to the constructor, checked there (see _checked_fields);
+    _fields: Optional[Dict[str, str]] = None
+    #: the ``Content-Type`` field set by the constructor for a ``dict``/``list`` body;
+    _type_field: Optional[Tuple[str, str]] = None
+    #: the ``Set-Cookie`` values added by :meth:`set_cookie`, checked there.
+    _cookies: Optional[List[str]] = None
     reason: Optional[str] = None
     is_head = False
     file_info: Optional[Tuple[str, int, float]] = None
@@ -169,12 +272,23 @@ class Response:
         """Response headers (case-insensitive names; a list value gives repeated fields)."""
         headers = self._headers
         if headers is None:
-            headers = self._headers = NoCaseDict()
+            headers = self._headers = NoCaseDict(self._fields)
+            if self._fields is not None or self._type_field is not None or \
+                    self._cookies is not None:
+                # in the order they were set: constructor, then set_cookie()
+                if self._type_field is not None:
+                    headers['Content-Type'] = self._type_field[1]
+                if self._cookies is not None:
+                    headers['Set-Cookie'] = self._cookies
+                self._fields = self._type_field = self._cookies = None
         return headers
 
     @headers.setter
     def headers(self, value: Any) -> None:
         self._headers = value if isinstance(value, NoCaseDict) else NoCaseDict(value)
+        if self._fields is not None or self._type_field is not None or \
+                self._cookies is not None:
+            self._fields = self._type_field = self._cookies = None
 
     # -- cookies --------------------------------------------------------------------
 
@@ -204,40 +318,23 @@ class Response:
                 one of them but the value contains ``;``, the value contains ``;``, or
                 ``samesite`` is none of the three.
         """
-        for what, text in (('cookie name', cookie), ('cookie value', value),
-                           ('cookie path', path or ''), ('cookie domain', domain or '')):
-            _check_header_text(str(text), what)
-            if ';' in str(text) and what != 'cookie value':
-                raise ValueError('%s may not contain ";": %r' % (what, text))
-        if ';' in value:
-            raise ValueError('cookie value may not contain ";" (encode it first): %r'
-                             % value)
-        parts = [cookie + '=' + value]
-        if path:
-            parts.append('Path=' + path)
-        if domain:
-            parts.append('Domain=' + domain)
-        if expires:
-            if isinstance(expires, datetime):
-                if expires.tzinfo is None:
-                    expires = expires.replace(tzinfo=timezone.utc)
-                expires = email.utils.format_datetime(
-                    expires.astimezone(timezone.utc), usegmt=True)
-            _check_header_text(expires, 'cookie expiry')
-            parts.append('Expires=' + expires)
-        if max_age is not None:
-            parts.append('Max-Age=' + str(int(max_age)))
-        if secure:
-            parts.append('Secure')
-        if http_only:
-            parts.append('HttpOnly')
-        if samesite:
-            if samesite.capitalize() not in ('Strict', 'Lax', 'None'):
-                raise ValueError("samesite must be 'Strict', 'Lax' or 'None'")
-            parts.append('SameSite=' + samesite.capitalize())
-        if partitioned:
-            parts.append('Partitioned')
-        cookie_text = '; '.join(parts)
+        cookie_text = None
+        if max_age is None and not (path or domain or expires or secure or http_only
+                                    or partitioned or samesite) \
+                and type(cookie) is str and type(value) is str:
+            text = cookie + '=' + value  # (no CR, LF, NUL, ';': nothing to refuse)
+            if text.isprintable() and ';' not in text:
+                cookie_text = text
+        if cookie_text is None:
+            cookie_text = _cookie_text(cookie, value, path, domain, expires, max_age,
+                                       secure, http_only, partitioned, samesite)
+        if self._headers is None:  # kept apart until headers is read
+            cookies = self._cookies
+            if cookies is None:
+                self._cookies = [cookie_text]
+            else:
+                cookies.append(cookie_text)  # (this response's own list)
+            return
         existing = self.headers.get('Set-Cookie')
         if existing is None:
             self.headers['Set-Cookie'] = [cookie_text]
@@ -586,15 +683,35 @@ Response.already_handled = Response()
 _TYPE_FIELDS: Dict[str, Tuple[str, str]] = {}
 
 
-_JSON_FIELD = ('Content-Type', JSON_CONTENT_TYPE)
-
-
 def plain_type_field(res: Response) -> Optional[Tuple[str, str]]:
     """The ``Content-Type`` field of a *plain* response, which can be sent in one step.
 
     A plain response has a byte body that is sent, a status that has a body, and no
     headers of its own but the ``Content-Type`` of a ``dict``/``list`` body: servers
     and adapters send it with a ``Content-Length`` in one step.
+
+    Args:
+        res: The response.
+
+    Returns:
+        Its ``('Content-Type', value)`` field; ``None`` for any other response, or if
+        the default type cannot be sent (CR, LF, NUL or not latin-1): the caller's
+        full path then handles it (and answers 500 for a bad type).
+    """
+    if res._fields is not None or res._cookies is not None:  # pyright: ignore[reportPrivateUsage]
+        return None
+    return one_step_type_field(res)
+
+
+def one_step_type_field(res: Response) -> Optional[Tuple[str, str]]:
+    """The ``Content-Type`` field of a response that can be sent in one step.
+
+    That is a plain response (see :func:`plain_type_field`), or one whose only other
+    fields were checked when they were set and kept apart from a ``NoCaseDict``
+    because its ``headers`` were never read: ``res._fields`` (the ``str`` fields
+    given to the constructor) and ``res._cookies`` (the ``Set-Cookie`` values of
+    ``set_cookie()``), each ``None`` when there are none. Servers and adapters send
+    those, then this field and a ``Content-Length``, without checking them again.
 
     Args:
         res: The response.
@@ -613,6 +730,9 @@ def plain_type_field(res: Response) -> Optional[Tuple[str, str]]:
         if len(headers) == 1 and dict.get(headers, 'Content-Type') is JSON_CONTENT_TYPE:  # pyright: ignore[reportUnknownMemberType]
             return _JSON_FIELD
         return None
+    field = res._type_field  # pyright: ignore[reportPrivateUsage]
+    if field is not None:
+        return field
     field = _TYPE_FIELDS.get(res.default_content_type)
     if field is None:
         field = _default_type_field(res)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Union
 from . import http11
 from .exceptions import HTTPException
 from .requests import Request
-from .responses import Response, close_body, internal_error, plain_type_field
+from .responses import Response, close_body, internal_error, one_step_type_field
 
 logger = logging.getLogger('microdot.server')
 access_logger = logging.getLogger('microdot.access')
@@ -107,6 +107,22 @@ def _plain_head(status: int, ctype: str) -> Tuple[bytes, bytes]:
         if len(_PLAIN_HEADS) < 256:
             _PLAIN_HEADS[key] = head
     return head
+
+
+def _field_lines(res: Response) -> Optional[bytes]:
+    """The header lines of the fields of ``res`` checked when they were set (see
+    ``microdot.responses.one_step_type_field``); ``None`` if one is not latin-1 (the
+    full path sends it as UTF-8)."""
+    fields = res._fields  # pyright: ignore[reportPrivateUsage]
+    text = ''.join([name + ': ' + value + '\r\n' for name, value in fields.items()]) \
+        if fields else ''
+    cookies = res._cookies  # pyright: ignore[reportPrivateUsage]
+    if cookies is not None:
+        text += ''.join(['Set-Cookie: ' + value + '\r\n' for value in cookies])
+    try:
+        return text.encode('latin-1')
+    except UnicodeEncodeError:
+        return None
 
 
 def _backlog(transport: Any) -> int:
@@ -1075,23 +1091,27 @@ class HTTPConnection(asyncio.Protocol):
         """Write ``res`` with HTTP/1.1 framing (chunked when the length is unknown)."""
         transport = self.transport
         assert transport is not None
-        ctype = plain_type_field(res)
+        ctype = one_step_type_field(res)
         if ctype is not None and res.reason is None and self.keep_alive and \
                 not self.server.stopping and req.http_version == '1.1' and \
                 req.method != 'HEAD':
             # the common case, in one step, with a head cached per status and type
-            # (and the date's bytes from http_date()'s cache, inline)
-            parts = _PLAIN_HEADS.get((res.status_code, ctype[1])) or \
-                _plain_head(res.status_code, ctype[1])
-            date = _date_cache
-            if date[0] != int(time.time()):
-                http_date()
-            body = res.body
-            transport.write(b'%s%d%s%s\r\n\r\n%s' % (parts[0], len(body), parts[1],
-                                                      date[2], body))
-            if self._write_paused:
-                await self.drain()
-            return
+            # (and the date's bytes from http_date()'s cache, inline); the fields
+            # checked when they were set follow
+            lines = b'' if res._fields is None and res._cookies is None \
+                else _field_lines(res)  # pyright: ignore[reportPrivateUsage]
+            if lines is not None:
+                parts = _PLAIN_HEADS.get((res.status_code, ctype[1])) or \
+                    _plain_head(res.status_code, ctype[1])
+                date = _date_cache
+                if date[0] != int(time.time()):
+                    http_date()
+                body = res.body
+                transport.write(b'%s%d%s%s\r\n%s\r\n%s' % (
+                    parts[0], len(body), parts[1], date[2], lines, body))
+                if self._write_paused:
+                    await self.drain()
+                return
         http10 = req.http_version == '1.0'
         try:
             res.complete()

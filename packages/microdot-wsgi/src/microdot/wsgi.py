@@ -56,7 +56,7 @@ from microdot.requests import Request
 from microdot.structures import NoCaseDict
 from microdot.responses import (Response, _LimitedReader,  # pyright: ignore[reportPrivateUsage]
                                 close_body, internal_error,
-                                plain_type_field)
+                                one_step_type_field)
 from microdot.streams import BodyStream
 from microdot.shutdown import (SENT as _SENT, SERVING as _SERVING, ServerShutdown,
                                current_request as _current_request,
@@ -334,12 +334,14 @@ class WSGIAdapter:
             The body: a list for a body in memory, the server's file wrapper for a
             file, else an iterable streaming it.
         """
-        ctype = plain_type_field(res)
+        ctype = one_step_type_field(res)
         if ctype is not None and res.reason is None and res.status_code in _STATUS_LINES:
             # the common case, in one step
             body = res.body
-            start_response(_STATUS_LINES[res.status_code],
-                           [ctype, ('Content-Length', str(len(body)))])
+            headers = [ctype, ('Content-Length', str(len(body)))]
+            if res._fields is not None or res._cookies is not None:  # pyright: ignore[reportPrivateUsage]
+                headers = _checked_fields(res) + headers
+            start_response(_STATUS_LINES[res.status_code], headers)
             return [body]
         try:
             res.complete()
@@ -373,6 +375,17 @@ class WSGIAdapter:
 _STATUS_LINES = {status: '%d %s' % (status, reason_phrase(status))
                  for status in (200, 201, 202, 203, 206, 207, 400, 401, 403, 404, 405,
                                 409, 410, 413, 415, 422, 429, 500, 502, 503)}
+
+
+def _checked_fields(res: Response) -> List[Tuple[str, str]]:
+    """The fields of ``res`` checked when they were set (see
+    ``microdot.responses.one_step_type_field``), as WSGI headers."""
+    fields = res._fields  # pyright: ignore[reportPrivateUsage]
+    headers = list(fields.items()) if fields else []
+    cookies = res._cookies  # pyright: ignore[reportPrivateUsage]
+    if cookies is not None:
+        headers += [('Set-Cookie', value) for value in cookies]
+    return headers
 
 
 def headers_from_environ(environ: WSGIEnviron) -> NoCaseDict[str]:
