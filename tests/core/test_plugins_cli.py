@@ -334,3 +334,13 @@ def test_server_missing_hint_names_the_plugins_extra():
     assert server_missing(info) is None  # nothing to install
     info = plugins.PluginInfo('templates', 'jinja', 'x:y', 'microdot-templates', '0.1.0')
     assert server_missing(info) is None  # servers only
+
+
+def test_server_missing_asks_a_server_that_is_a_program(monkeypatch):
+    # uWSGI is a program, not an importable module: its plugin says whether it is there
+    from microdot.cli import server_missing
+    server = plugins.registry.load('servers', 'uwsgi')
+    info = plugins.PluginInfo('servers', 'uwsgi', 'x:y', 'microdot-wsgi', '0.1.0')
+    assert server_missing(info) is None  # installed in the test environment
+    monkeypatch.setattr(server, 'installed', lambda: False)
+    assert server_missing(info) == "pip install 'microdot-wsgi[uwsgi]'"

@@ -239,9 +239,20 @@ def server_missing(info: plugins.PluginInfo) -> Optional[str]:
         The command (``pip install 'microdot-asgi[hypercorn]'``), or ``None`` when
         nothing is missing.
     """
-    package = SERVER_PACKAGES.get(info.name) if info.kind == 'servers' else None
-    if package is None:
+    if info.kind != 'servers':
         return None
+    package = SERVER_PACKAGES.get(info.name)
+    if package is None:
+        # a server that is a program, not a module (uWSGI), says itself: installed()
+        try:
+            check = getattr(plugins.registry.load('servers', info.name), 'installed', None)
+        except plugins.PluginError:
+            return None
+        if check is None or check():
+            return None
+        extra = info.distribution and '%s[%s]' % (info.distribution, info.name)
+        return "pip install '%s'" % (extra or plugins.KNOWN_PROVIDERS['servers']
+                                     .get(info.name, info.name))
     import importlib.util
     try:
         if importlib.util.find_spec(package) is not None:
