@@ -37,13 +37,6 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import microdot
 
-#: Modules whose docstrings and types phase 2 of issue #16 completes: their problems
-#: are not reported yet. Temporary: this set is emptied in phase 2.
-PHASE2_PENDING = {
-    'microdot.pubsub', 'microdot.pubsub_hub', 'microdot.pubsub_memory',
-    'microdot.redis_broker',
-}
-
 SECTIONS = ('Args', 'Arguments', 'Attributes', 'Returns', 'Yields', 'Raises',
             'Example', 'Examples', 'Note', 'Notes', 'Warning', 'Warnings', 'See Also',
             'Todo', 'References')
@@ -333,13 +326,8 @@ def check_module(name: str) -> Iterator[str]:
 
 
 def test_public_names_have_google_docstrings() -> None:
-    problems = [problem for name in public_modules() if name not in PHASE2_PENDING
-                for problem in check_module(name)]
+    problems = [problem for name in public_modules() for problem in check_module(name)]
     assert not problems, '%d docstring problems:\n%s' % (len(problems), '\n'.join(problems))
-
-
-def test_phase2_pending_names_real_modules() -> None:
-    assert PHASE2_PENDING <= set(public_modules()) | {'microdot.redis_broker'}
 
 
 # -- the checker itself ----------------------------------------------------------------

@@ -229,9 +229,9 @@ class PubSub:
     # -- configuration ------------------------------------------------------------------
 
     def durable(self, channel: str, retention: int = 1000) -> None:
-        """Make a channel durable: its ``retention`` last messages are kept (Redis: a
-        stream) and get ids, so a subscriber can receive what it missed.
+        """Make a channel durable, so a subscriber can receive what it missed.
 
+        Its ``retention`` last messages are kept (Redis: a stream) and get ids.
         Configure the same durable channels in every process that publishes or
         subscribes to them.
 
@@ -271,7 +271,11 @@ class PubSub:
     # -- publish and subscribe ----------------------------------------------------------
 
     def hub(self) -> Hub:
-        """The hub of the running event loop (created on first use)."""
+        """The hub of the running event loop.
+
+        Returns:
+            The hub, created on first use.
+        """
         loop = asyncio.get_running_loop()
         hub = self._hubs.get(loop)
         if hub is None or hub.closed:
@@ -284,8 +288,9 @@ class PubSub:
         return hub
 
     async def publish(self, channel: str, message: Any) -> Optional[str]:
-        """Send ``message`` to every subscriber of ``channel``, in every process that
-        uses the same broker.
+        """Send ``message`` to every subscriber of ``channel``.
+
+        Subscribers in every process that uses the same broker receive it.
 
         Args:
             channel: The channel name.
@@ -321,6 +326,9 @@ class PubSub:
         Returns:
             The :class:`Subscription` (an async context manager and async iterator
             of :class:`Message`).
+
+        Raises:
+            ValueError: ``max_queue`` is below 1.
         """
         _check_channel(channel)
         size = self.max_queue if max_queue is None else max_queue
@@ -333,9 +341,10 @@ class PubSub:
     async def forward_to_sse(self, sse: Any, channel: str, *,
                              last_event_id: Optional[str] = None,
                              event: Optional[str] = None) -> None:
-        """Send every message of ``channel`` as an event of ``sse`` (the ``SSE``
-        object of a ``with_sse`` handler) until the client leaves or the application
-        shuts down.
+        """Send every message of ``channel`` as an event of ``sse``.
+
+        ``sse`` is the ``SSE`` object of a ``with_sse`` handler; this returns when the
+        client leaves or the application shuts down.
 
         On a durable channel each event carries the message id, so a reconnecting
         ``EventSource`` sends it back as ``Last-Event-ID``. A subscriber that falls
@@ -363,9 +372,10 @@ class PubSub:
     def sse_response(self, request: Any, channel: str, *, event: Optional[str] = None,
                      last_event_id: Optional[str] = None
                      ) -> Tuple[Any, int, Dict[str, str]]:
-        """The answer of an SSE route that streams ``channel`` (see
-        :meth:`forward_to_sse`); on a durable channel it replays from the request's
-        ``Last-Event-ID`` header.
+        """The answer of an SSE route that streams ``channel``.
+
+        See :meth:`forward_to_sse`; on a durable channel it replays from the
+        request's ``Last-Event-ID`` header.
 
         Args:
             request: The request being answered.
@@ -387,9 +397,10 @@ class PubSub:
     async def forward_to_websocket(self, ws: Any, channel: str, *,
                                    on_receive: Optional[Receiver] = None,
                                    last_event_id: Optional[str] = None) -> None:
-        """Send every message of ``channel`` to the WebSocket ``ws`` (text for str and
-        JSON, binary for bytes) while reading what the client sends, until the client
-        closes the connection or the application shuts down.
+        """Send every message of ``channel`` to the WebSocket ``ws``.
+
+        Text for str and JSON, binary for bytes, while reading what the client sends,
+        until the client closes the connection or the application shuts down.
 
         A subscriber that falls ``max_queue`` messages behind is closed with code
         1013 (try again later); at shutdown the connection is closed with 1001.
@@ -446,9 +457,10 @@ class PubSub:
     # -- shutdown -----------------------------------------------------------------------
 
     async def close(self) -> None:
-        """End every subscription (iteration stops; WebSocket and SSE helpers end
-        their sessions) and close the broker connections. Registered as a shutdown
-        hook of the application given to the constructor.
+        """End every subscription and close the broker connections.
+
+        Iteration stops; WebSocket and SSE helpers end their sessions. Registered as
+        a shutdown hook of the application given to the constructor.
 
         The ``PubSub`` stays usable: a later call opens new connections. Hubs of
         event loops that are not running (an idle WSGI thread's) are left to the

@@ -1,5 +1,7 @@
-"""The machinery under :mod:`microdot.pubsub`: messages, the broker contract, and the
-per-event-loop hub that fans a broker's messages out to local subscribers.
+"""The machinery under :mod:`microdot.pubsub`.
+
+Messages, the broker contract, and the per-event-loop hub that fans a broker's
+messages out to local subscribers.
 
 One :class:`Hub` serves one :class:`~microdot.pubsub.PubSub` on one event loop: the
 built-in server and ASGI servers have one loop per process, a threaded WSGI worker
@@ -39,13 +41,18 @@ EventKey = Tuple[int, int]
 
 
 class PubSubError(RuntimeError):
-    """Publishing or subscribing failed: the broker is unreachable or did not answer
-    within the timeout, or the ``PubSub`` is closed."""
+    """Publishing or subscribing failed.
+
+    The broker is unreachable or did not answer within the timeout, or the ``PubSub``
+    is closed.
+    """
 
 
 class SlowSubscriberError(PubSubError):
-    """A subscriber fell ``max_queue`` messages behind and was disconnected, so that
-    its backlog could not grow without bound. Other subscribers are not affected."""
+    """A subscriber fell ``max_queue`` messages behind and was disconnected.
+
+    So its backlog could not grow without bound. Other subscribers are not affected.
+    """
 
 
 @dataclass(frozen=True)
@@ -148,15 +155,26 @@ def decode_payload(payload: bytes) -> Any:
 # -- the broker contract ----------------------------------------------------------------
 
 class BrokerListener(Protocol):
-    """What a broker reports to (implemented by :class:`Hub`); called on the broker's
-    event loop."""
+    """What a broker reports to (implemented by :class:`Hub`).
+
+    Called on the broker's event loop.
+    """
 
     def message(self, channel: str, event_id: Optional[str], payload: bytes) -> None:
-        """A message arrived on a subscribed channel (``event_id``: durable ones)."""
+        """A message arrived on a subscribed channel.
+
+        Args:
+            channel: The channel.
+            event_id: The message's id on a durable channel, else ``None``.
+            payload: The encoded message.
+        """
 
     def restored(self) -> None:
-        """The connection came back after an outage and every channel is subscribed
-        again: messages published meanwhile may have been missed."""
+        """The connection came back after an outage.
+
+        Every channel is subscribed again: messages published meanwhile may have been
+        missed.
+        """
 
 
 class Broker(Protocol):
@@ -169,26 +187,57 @@ class Broker(Protocol):
     """
 
     async def subscribe(self, channel: str) -> None:
-        """Subscribe; return once messages published from now on will be delivered."""
+        """Subscribe; return once messages published from now on will be delivered.
+
+        Args:
+            channel: The channel.
+        """
 
     async def unsubscribe(self, channel: str) -> None:
-        """Stop the delivery of ``channel``'s messages."""
+        """Stop the delivery of ``channel``'s messages.
+
+        Args:
+            channel: The channel.
+        """
 
     async def publish(self, channel: str, payload: bytes,
                       retention: Optional[int]) -> Optional[str]:
-        """Deliver ``payload`` to every subscriber of ``channel``; with a
-        ``retention`` (durable channel), also keep it among the ``retention`` last
-        messages of the channel, and return its id."""
+        """Deliver ``payload`` to every subscriber of ``channel``.
+
+        Args:
+            channel: The channel.
+            payload: The encoded message.
+            retention: On a durable channel, keep the message among the
+                ``retention`` last messages of the channel; ``None`` otherwise.
+
+        Returns:
+            The message's id on a durable channel, else ``None``.
+        """
         ...
 
     async def history(self, channel: str, after: Optional[str],
                       limit: int) -> List[Tuple[str, bytes]]:
-        """At most the ``limit`` last retained ``(id, payload)`` of a durable channel
-        whose ids are greater than ``after`` (``None``: all), oldest first."""
+        """The last retained messages of a durable channel.
+
+        Args:
+            channel: The channel.
+            after: Only messages whose id is greater (``None``: all).
+            limit: At most this many, the last ones.
+
+        Returns:
+            ``(id, payload)`` pairs, oldest first.
+        """
         ...
 
     async def last_id(self, channel: str) -> Optional[str]:
-        """The id of the last retained message of a durable channel, if any."""
+        """The id of the last retained message of a durable channel, if any.
+
+        Args:
+            channel: The channel.
+
+        Returns:
+            The id, or ``None``.
+        """
         ...
 
     async def close(self) -> None:
@@ -200,21 +249,33 @@ class BrokerFactory(Protocol):
 
     def __call__(self, url: str, listener: BrokerListener, *, timeout: float,
                  **options: Any) -> Broker:
-        """A broker for ``url`` that reports to ``listener``."""
+        """A broker for ``url`` that reports to ``listener``.
+
+        Args:
+            url: The broker URL.
+            listener: The hub that receives the messages.
+            timeout: Seconds to connect, and to wait for an answer.
+            **options: The ``PubSub``'s broker options.
+
+        Returns:
+            The broker, for the running event loop.
+        """
         ...
 
 
 # -- subscriptions ----------------------------------------------------------------------
 
 class Subscription:
-    """A subscription to one channel: ``async with pubsub.subscribe('chat') as sub:
-    async for message in sub: ...``.
+    """A subscription to one channel.
+
+    ``async with pubsub.subscribe('chat') as sub: async for message in sub: ...``.
 
     Iteration yields :class:`Message` objects in publish order and ends when the
     ``PubSub`` is closed (application shutdown). It raises
     :class:`SlowSubscriberError` once ``max_queue`` messages waited unread.
 
     Attributes:
+        pubsub: The ``PubSub`` it belongs to.
         channel: The channel.
         max_queue: Messages that may wait unread before the subscriber is cut off.
         last_event_id: The id given to start from (durable channels).
@@ -259,8 +320,10 @@ class Subscription:
         await self.close()
 
     async def close(self) -> None:
-        """Unsubscribe (the broker channel is released when its last local subscriber
-        leaves); iteration ends."""
+        """Unsubscribe; iteration ends.
+
+        The broker channel is released when its last local subscriber leaves.
+        """
         self.end()
         hub, self.hub = self.hub, None
         if hub is not None:
@@ -288,9 +351,10 @@ class Subscription:
                 self._waiter = None
 
     async def wait(self) -> None:
-        """Return once a message is queued, the subscription has ended or
-        :meth:`interrupt` was called (for consumers that take messages in batches with
-        :meth:`take`).
+        """Return once a message is queued, the subscription has ended or was interrupted.
+
+        For consumers that take messages in batches with :meth:`take` (see
+        :meth:`interrupt`).
 
         Raises:
             RuntimeError: The subscription is not open.
@@ -356,8 +420,12 @@ class Subscription:
             waiter.set_result(None)
 
     def end(self, error: Optional[PubSubError] = None) -> None:
-        """End the subscription: iteration stops, or raises ``error`` (the queued
-        messages are dropped then)."""
+        """End the subscription: iteration stops, or raises ``error``.
+
+        Args:
+            error: Raised by the iteration instead of stopping it (the queued
+                messages are dropped then).
+        """
         if error is not None and self._error is None and not self.closed:
             self._error = error
             self._queue.clear()
@@ -366,7 +434,12 @@ class Subscription:
         self._wake()
 
     def offer(self, message: Message, key: Optional[EventKey]) -> None:
-        """A live message from the broker."""
+        """Queue a live message from the broker (or hold it while catching up).
+
+        Args:
+            message: The message.
+            key: Its parsed id on a durable channel, else ``None``.
+        """
         held = self.held
         if held is not None:
             held.append((message, key))
@@ -403,9 +476,15 @@ class Subscription:
             hub.forget(self)
 
     def catch_up(self, items: List[Tuple[str, bytes]], fresh: bool) -> None:
-        """Give retained messages past ``_after``, then the held live ones (all of them
-        if ``fresh``: a new subscription without an id, whose baseline was read after
-        it subscribed), skipping what was given already."""
+        """Give retained messages past ``after``, then the held live ones.
+
+        What was given already is skipped.
+
+        Args:
+            items: Retained ``(id, payload)`` pairs, oldest first.
+            fresh: Give every held message: a new subscription without an id, whose
+                baseline was read after it subscribed.
+        """
         held, self.held = self.held or [], None
         for event_id, payload in items:
             try:
@@ -439,7 +518,12 @@ class _Channel:
 
 
 class Hub:
-    """One ``PubSub``'s broker connection and subscribers on one event loop."""
+    """One ``PubSub``'s broker connection and subscribers on one event loop.
+
+    Args:
+        pubsub: The ``PubSub``.
+        loop: The event loop.
+    """
 
     def __init__(self, pubsub: 'PubSub', loop: asyncio.AbstractEventLoop) -> None:
         self.pubsub = pubsub
@@ -454,7 +538,18 @@ class Hub:
     # -- broker calls -------------------------------------------------------------------
 
     async def call(self, what: str, aw: Awaitable[T]) -> T:
-        """Await a broker call, bounded by the timeout; failures become PubSubError."""
+        """Await a broker call, bounded by the timeout.
+
+        Args:
+            what: What the call does, for the error message.
+            aw: The call.
+
+        Returns:
+            Its result.
+
+        Raises:
+            PubSubError: The call failed or timed out.
+        """
         try:
             return await asyncio.wait_for(aw, self.timeout)
         except PubSubError:
@@ -466,7 +561,18 @@ class Hub:
             raise PubSubError('%s: %s' % (what, exc)) from exc
 
     async def publish(self, channel: str, payload: bytes) -> Optional[str]:
-        """Publish through the broker (see ``PubSub.publish``)."""
+        """Publish through the broker (see ``PubSub.publish``).
+
+        Args:
+            channel: The channel.
+            payload: The encoded message.
+
+        Returns:
+            The message's id on a durable channel, else ``None``.
+
+        Raises:
+            PubSubError: The ``PubSub`` is closed, or the broker failed.
+        """
         if self.closed:
             raise PubSubError('cannot publish to %r: this PubSub is closed' % channel)
         return await self.call('publishing to %r' % channel, self.broker.publish(
@@ -475,7 +581,13 @@ class Hub:
     # -- BrokerListener -----------------------------------------------------------------
 
     def message(self, channel: str, event_id: Optional[str], payload: bytes) -> None:
-        """Hand a broker message to the channel's local subscribers."""
+        """Hand a broker message to the channel's local subscribers.
+
+        Args:
+            channel: The channel.
+            event_id: The message's id on a durable channel, else ``None``.
+            payload: The encoded message.
+        """
         ch = self.channels.get(channel)
         if ch is None or not ch.subscribers:
             return
@@ -498,8 +610,17 @@ class Hub:
     # -- subscribers --------------------------------------------------------------------
 
     async def attach(self, sub: Subscription) -> None:
-        """Add a subscriber; returns once it is subscribed (and, on a durable channel,
-        given the retained messages past its ``last_event_id``)."""
+        """Add a subscriber; return once it is subscribed.
+
+        On a durable channel it is given the retained messages past its
+        ``last_event_id`` first.
+
+        Args:
+            sub: The subscription.
+
+        Raises:
+            PubSubError: The ``PubSub`` is closed, or the broker failed.
+        """
         if self.closed:
             raise PubSubError('cannot subscribe to %r: this PubSub is closed' % sub.channel)
         ch = self.channels.get(sub.channel)
@@ -566,7 +687,11 @@ class Hub:
                     sub.catch_up(items, fresh=False)
 
     def forget(self, sub: Subscription) -> None:
-        """Remove a subscriber at once; the broker channel is released later."""
+        """Remove a subscriber at once; the broker channel is released later.
+
+        Args:
+            sub: The subscription.
+        """
         ch = self.channels.get(sub.channel)
         if ch is None:
             return
@@ -578,7 +703,11 @@ class Hub:
             self.spawn(self._release(ch))
 
     async def detach(self, sub: Subscription) -> None:
-        """Remove a subscriber, releasing the broker channel if it was the last one."""
+        """Remove a subscriber, releasing the broker channel if it was the last one.
+
+        Args:
+            sub: The subscription.
+        """
         ch = self.channels.get(sub.channel)
         if ch is None or sub not in ch.subscribers:
             return
@@ -602,7 +731,14 @@ class Hub:
                 del self.channels[ch.name]
 
     def spawn(self, coro: Awaitable[T]) -> 'asyncio.Task[T]':
-        """Run ``coro`` in a task the hub keeps until it is done."""
+        """Run ``coro`` in a task the hub keeps until it is done.
+
+        Args:
+            coro: The coroutine.
+
+        Returns:
+            The task.
+        """
         task: 'asyncio.Task[T]' = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -66,7 +66,17 @@ def _bus(url: str) -> _Bus:
 
 
 class MemoryBroker:
-    """A :class:`~microdot.pubsub_hub.Broker` on an in-process bus, for one event loop."""
+    """A :class:`~microdot.pubsub_hub.Broker` on an in-process bus, for one event loop.
+
+    Args:
+        url: ``memory://`` or ``memory://NAME`` (a separate bus per name).
+        listener: Where messages go (the hub).
+        timeout: Unused (nothing here waits).
+        **options: None are accepted.
+
+    Raises:
+        TypeError: Options were given.
+    """
 
     def __init__(self, url: str, listener: BrokerListener, *, timeout: float = 5.0,
                  **options: Any) -> None:
@@ -80,8 +90,19 @@ class MemoryBroker:
 
     def deliver(self, current: asyncio.AbstractEventLoop, channel: str,
                 event_id: Optional[str], payload: bytes) -> bool:
-        """Schedule a message for this broker's loop (bus lock held, so every loop
-        gets the messages in one order); False if the loop is closed."""
+        """Schedule a message for this broker's loop.
+
+        Called with the bus lock held, so every loop gets the messages in one order.
+
+        Args:
+            current: The event loop of the publisher.
+            channel: The channel.
+            event_id: The message id on a durable channel, else ``None``.
+            payload: The encoded message.
+
+        Returns:
+            False if this broker's loop is closed (its subscriptions are dropped).
+        """
         loop = self.loop
         try:
             if loop is current:  # no wake-up needed: the loop is running this
@@ -94,11 +115,21 @@ class MemoryBroker:
         return True
 
     async def subscribe(self, channel: str) -> None:
+        """Subscribe: messages published from now on are delivered.
+
+        Args:
+            channel: The channel.
+        """
         with self.bus.lock:
             self.bus.subscribers.setdefault(channel, set()).add(self)
         self.channels.add(channel)
 
     async def unsubscribe(self, channel: str) -> None:
+        """Stop the delivery of ``channel``'s messages.
+
+        Args:
+            channel: The channel.
+        """
         self.channels.discard(channel)
         with self.bus.lock:
             subs = self.bus.subscribers.get(channel)
@@ -109,6 +140,17 @@ class MemoryBroker:
 
     async def publish(self, channel: str, payload: bytes,
                       retention: Optional[int]) -> Optional[str]:
+        """Deliver ``payload`` to the channel's subscribers on this process's bus.
+
+        Args:
+            channel: The channel.
+            payload: The encoded message.
+            retention: For a durable channel, how many messages it keeps; ``None``
+                otherwise.
+
+        Returns:
+            The message's id on a durable channel, else ``None``.
+        """
         bus = self.bus
         current = asyncio.get_running_loop()
         event_id: Optional[str] = None
@@ -127,6 +169,16 @@ class MemoryBroker:
 
     async def history(self, channel: str, after: Optional[str],
                       limit: int) -> List[Tuple[str, bytes]]:
+        """The last retained messages of a durable channel.
+
+        Args:
+            channel: The channel.
+            after: Only messages whose id is greater (``None``: all).
+            limit: At most this many, the last ones.
+
+        Returns:
+            ``(id, payload)`` pairs, oldest first.
+        """
         low = event_key(after) if after is not None else None
         out: List[Tuple[str, bytes]] = []
         with self.bus.lock:
@@ -138,19 +190,27 @@ class MemoryBroker:
         return out
 
     async def last_id(self, channel: str) -> Optional[str]:
+        """The id of the last retained message of a durable channel.
+
+        Args:
+            channel: The channel.
+
+        Returns:
+            The id, or ``None`` if none is retained.
+        """
         with self.bus.lock:
             kept = self.bus.retained.get(channel)
             return kept[-1][1] if kept else None
 
     async def close(self) -> None:
+        """Unsubscribe from every channel."""
         for channel in list(self.channels):
             await self.unsubscribe(channel)
 
 
 def memory_broker(url: str, listener: BrokerListener, *, timeout: float = 5.0,
                   **options: Any) -> MemoryBroker:
-    """The ``memory`` entry of ``microdot.brokers``: a broker on this process's bus
-    for ``url``.
+    """The ``memory`` entry of ``microdot.brokers``: a broker on this process's bus.
 
     Args:
         url: ``memory://`` or ``memory://NAME`` (a separate bus per name).
