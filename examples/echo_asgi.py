@@ -8,8 +8,8 @@ then open http://127.0.0.1:8000.
 """
 import os
 
-from microdot.asgi import Microdot, send_file
-from microdot.websocket import with_websocket
+from microdot.asgi import Microdot, Request, Response, send_file
+from microdot.websocket import WebSocket, with_websocket
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'echo.html')
 
@@ -17,13 +17,13 @@ app = Microdot()
 
 
 @app.route('/')
-async def index(request):
+async def index(request: Request) -> Response:
     return send_file(PAGE)
 
 
 @app.route('/echo')
 @with_websocket
-async def echo(request, ws):
+async def echo(request: Request, ws: WebSocket) -> None:
     while True:
         message = await ws.receive()
         await ws.send(message)

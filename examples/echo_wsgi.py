@@ -11,7 +11,7 @@ default ``sync`` worker, which serves a single connection at a time).
 """
 import os
 
-from microdot.wsgi import Microdot, send_file, with_websocket
+from microdot.wsgi import Microdot, Request, Response, WebSocket, send_file, with_websocket
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'echo.html')
 
@@ -19,13 +19,13 @@ app = Microdot()
 
 
 @app.route('/')
-async def index(request):
+async def index(request: Request) -> Response:
     return send_file(PAGE)
 
 
 @app.route('/echo')
 @with_websocket
-async def echo(request, ws):
+async def echo(request: Request, ws: WebSocket) -> None:
     while True:
         message = await ws.receive()
         await ws.send(message)

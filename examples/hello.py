@@ -8,13 +8,13 @@ Run it on the built-in server with either of:
 
 then open http://127.0.0.1:5000.
 """
-from microdot import Microdot
+from microdot import Microdot, Request
 
 app = Microdot()
 
 
 @app.route('/')
-async def index(request):
+async def index(request: Request) -> str:
     return 'Hello, World!'
 
 

@@ -1,4 +1,4 @@
-"""Hello world under an ASGI server, exactly as Microdot's deployment guide shows.
+"""Hello world under an ASGI server, as Microdot's deployment guide shows it (typed).
 
     pip install 'microdot-asgi[uvicorn]'
     uvicorn hello_asgi:app                 # from the examples/ folder
@@ -6,11 +6,11 @@
 
 then open http://127.0.0.1:8000.
 """
-from microdot.asgi import Microdot
+from microdot.asgi import Microdot, Request
 
 app = Microdot()
 
 
 @app.route('/')
-async def index(req):
+async def index(req: Request) -> str:
     return 'Hello, World!'

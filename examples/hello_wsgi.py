@@ -1,4 +1,4 @@
-"""Hello world under a WSGI server, exactly as Microdot's deployment guide shows.
+"""Hello world under a WSGI server, as Microdot's deployment guide shows it (typed).
 
     pip install 'microdot-wsgi[gunicorn]'
     gunicorn hello_wsgi:app                # from the examples/ folder
@@ -6,11 +6,11 @@
 
 then open http://127.0.0.1:8000.
 """
-from microdot.wsgi import Microdot
+from microdot.wsgi import Microdot, Request
 
 app = Microdot()
 
 
 @app.route('/')
-def index(req):
+def index(req: Request) -> str:
     return 'Hello, World!'

@@ -16,8 +16,9 @@ Then open http://127.0.0.1:8000 (or http://127.0.0.1:8000/?name=you).
 The template is jinja/index.html, next to this file.
 """
 import os
+from typing import Dict, Tuple
 
-from microdot.asgi import Microdot
+from microdot.asgi import Microdot, Request
 from microdot.jinja import Template
 
 # the templates are next to this module, whatever the current directory is
@@ -28,7 +29,7 @@ app = Microdot()
 
 
 @app.route('/')
-async def index(req):
+async def indeindex(req: Request) -> Tuple[str, Dict[str, str]]:
     # Jinja escapes the value (autoescaping is on for .html templates)
     name = req.args.get('name', 'World')
     return await Template('index.html').render_async(name=name), \

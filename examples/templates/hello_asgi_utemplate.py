@@ -17,8 +17,9 @@ The template is utemplate/index.html, next to this file.
 """
 import os
 from html import escape
+from typing import Dict, Tuple
 
-from microdot.asgi import Microdot
+from microdot.asgi import Microdot, Request
 from microdot.utemplate import Template
 
 # the templates are next to this module, whatever the current directory is
@@ -29,7 +30,7 @@ app = Microdot()
 
 
 @app.route('/')
-async def index(req):
+async def indeindex(req: Request) -> Tuple[str, Dict[str, str]]:
     # uTemplate does not escape: user input is escaped before it reaches the page
     name = escape(req.args.get('name', 'World'))
     return await Template('index.html').render_async(name=name), \

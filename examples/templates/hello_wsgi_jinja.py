@@ -16,9 +16,10 @@ Then open http://127.0.0.1:8000 (or http://127.0.0.1:8000/?name=you).
 The template is jinja/index.html, next to this file.
 """
 import os
+from typing import Dict, Tuple
 
 from microdot.jinja import Template
-from microdot.wsgi import Microdot
+from microdot.wsgi import Microdot, Request
 
 # the templates are next to this module, whatever the current directory is
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,7 +29,7 @@ app = Microdot()
 
 
 @app.route('/')
-def index(req):
+def indeindex(req: Request) -> Tuple[str, Dict[str, str]]:
     # Jinja escapes the value (autoescaping is on for .html templates)
     name = req.args.get('name', 'World')
     return Template('index.html').render(name=name), \

@@ -17,9 +17,10 @@ The template is utemplate/index.html, next to this file.
 """
 import os
 from html import escape
+from typing import Dict, Tuple
 
 from microdot.utemplate import Template
-from microdot.wsgi import Microdot
+from microdot.wsgi import Microdot, Request
 
 # the templates are next to this module, whatever the current directory is
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,7 +30,7 @@ app = Microdot()
 
 
 @app.route('/')
-def index(req):
+def indeindex(req: Request) -> Tuple[str, Dict[str, str]]:
     # uTemplate does not escape: user input is escaped before it reaches the page
     name = escape(req.args.get('name', 'World'))
     return Template('index.html').render(name=name), \

@@ -22,8 +22,9 @@ or from the repository root:
 Then open http://127.0.0.1:8000 and http://127.0.0.1:8000/about.
 """
 import os
+from typing import Dict, Tuple
 
-from microdot.asgi import Microdot
+from microdot.asgi import Microdot, Request
 from microdot.templates import Template, render_template_async
 
 ENGINE = os.environ.get('TEMPLATE_ENGINE') or 'utemplate'
@@ -36,13 +37,13 @@ HTML = {'Content-Type': 'text/html; charset=UTF-8'}
 
 
 @app.route('/')
-async def index(req):
+async def index(req: Request) -> Tuple[str, Dict[str, str]]:
     return await render_template_async(
         'page.html', title='Home', items=['one layout', 'two engines']), HTML
 
 
 @app.route('/about')
-async def about(req):
+async def about(req: Request) -> Tuple[str, Dict[str, str]]:
     return await render_template_async(
         'page.html', title='About',
         items=['rendered by ' + Template.engine_name()]), HTML

@@ -25,8 +25,9 @@ Under a WSGI server, return ``generate(...)`` from a plain ``def`` route instead
 """
 import os
 import time
+from typing import AsyncIterator, Dict, Iterator, Tuple
 
-from microdot.asgi import Microdot
+from microdot.asgi import Microdot, Request
 from microdot.templates import Template
 
 ENGINE = os.environ.get('TEMPLATE_ENGINE') or 'utemplate'
@@ -38,7 +39,7 @@ app = Microdot()
 DELAY = 0.2  # seconds per row
 
 
-def slow_rows(count):
+def slow_rows(count: int) -> Iterator[Dict[str, int]]:
     """Rows that take a while to compute, produced one at a time."""
     for n in range(1, count + 1):
         time.sleep(DELAY)
@@ -46,7 +47,7 @@ def slow_rows(count):
 
 
 @app.route('/')
-async def index(req):
+async def index(req: Request) -> Tuple[AsyncIterator[str], Dict[str, str]]:
     try:
         count = max(1, min(50, int(req.args.get('rows', '5'))))
     except ValueError:
