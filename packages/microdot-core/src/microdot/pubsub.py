@@ -75,23 +75,37 @@ def _safe_url(url: str) -> str:
     return parts._replace(netloc='%s:***@%s' % (user, netloc[2])).geturl()
 
 
-def _as_text(data: Any) -> Union[str, bytes]:
+def _encodings(message: Message) -> Dict[Any, Any]:
+    """What the helpers made of ``message`` so far: made once per process (every local
+    subscriber gets the same ``Message``), not once per subscriber."""
+    cache: Optional[Dict[Any, Any]] = getattr(message, 'encoded', None)
+    if cache is None:
+        cache = {}
+        object.__setattr__(message, 'encoded', cache)
+    return cache
+
+
+def _message_text(message: Message) -> Union[str, bytes]:
     """A message's data as SSE or WebSocket data: text or bytes as they are, anything
-    else as JSON text."""
+    else as JSON text (made once per process)."""
+    data = message.data
     if isinstance(data, (str, bytes)):
         return data
-    return json.dumps(data, separators=(',', ':'))
+    cache = _encodings(message)
+    text: Optional[str] = cache.get('text')
+    if text is None:
+        text = cache['text'] = json.dumps(data, separators=(',', ':'))
+    return text
 
 
 def _sse_event(message: Message, event: Optional[str]) -> bytes:
-    """``message`` as an SSE event (made once, then shared by every subscriber of the
-    process)."""
-    cached: Optional[Tuple[Optional[str], bytes]] = getattr(message, 'encoded', None)
-    if cached is not None and cached[0] == event:
-        return cached[1]
-    from .sse import SSE
-    encoded = SSE.format(_as_text(message.data), event=event, event_id=message.id)
-    object.__setattr__(message, 'encoded', (event, encoded))
+    """``message`` as an SSE event (made once per process)."""
+    cache = _encodings(message)
+    encoded: Optional[bytes] = cache.get(('sse', event))
+    if encoded is None:
+        from .sse import SSE
+        encoded = cache[('sse', event)] = SSE.format(_message_text(message), event=event,
+                                                     event_id=message.id)
     return encoded
 
 
@@ -364,7 +378,7 @@ class PubSub:
         try:
             async with self.subscribe(channel, last_event_id=last_event_id) as sub:
                 async for message in sub:
-                    await sse.send(_as_text(message.data), event=event,
+                    await sse.send(_message_text(message), event=event,
                                    event_id=message.id)
         except SlowSubscriberError:
             return
@@ -423,7 +437,7 @@ class PubSub:
         async with self.subscribe(channel, last_event_id=last_event_id) as sub:
             async def send_all() -> None:
                 async for message in sub:
-                    await ws.send(_as_text(message.data))
+                    await ws.send(_message_text(message))
 
             async def receive_all() -> None:
                 while True:

@@ -68,7 +68,7 @@ class Message:
     """
 
     # (``encoded``: what the forwarding helpers made of it, made once for every
-    # subscriber of the process; not a field)
+    # subscriber of the process, see ``pubsub._encodings``; not a field)
     __slots__ = ('channel', 'data', 'id', 'encoded')
     channel: str
     data: Any
