@@ -257,11 +257,13 @@ class _Stats:
         self.last_at = 0.0
         self.latencies = array('d')
         self.closed = 0
+        self.timing = True  # record latencies (else count and check the order only)
 
-    def reset(self) -> None:
+    def reset(self, timing: bool) -> None:
         self.received = self.disorder = 0
         self.last_at = 0.0
         self.latencies = self.array('d')
+        self.timing = timing
 
 
 def _client_protocols(stats: _Stats, port: int, mode: str, socketio: bool) -> Any:
@@ -285,6 +287,7 @@ def _client_protocols(stats: _Stats, port: int, mode: str, socketio: bool) -> An
 
         def events(self, data: bytes) -> None:
             now = monotonic()
+            timing = stats.timing
             for kind, seq, stamp in _MSG.findall(data):
                 if kind == b'P':
                     self.probed = True
@@ -294,7 +297,8 @@ def _client_protocols(stats: _Stats, port: int, mode: str, socketio: bool) -> An
                     stats.disorder += 1
                 self.last_seq = number
                 stats.received += 1
-                stats.latencies.append(now - float(stamp))
+                if timing:
+                    stats.latencies.append(now - float(stamp))
             stats.last_at = now
 
         def connection_lost(self, exc: Optional[BaseException]) -> None:
@@ -462,8 +466,6 @@ def run_clients(port: int, mode: str, target: str) -> None:
         subscribers: List[Any] = []
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        cpu0 = time.process_time()
-        wall0 = time.monotonic()
 
         def answer(**values: Any) -> None:
             sys.stdout.write(json.dumps(values) + '\n')
@@ -490,16 +492,13 @@ def run_clients(port: int, mode: str, target: str) -> None:
                 answer(probed=sum(1 for s in subscribers if s.probed),
                        total=len(subscribers), closed=stats.closed)
             elif command == 'reset':
-                stats.reset()
-                cpu0, wall0 = time.process_time(), time.monotonic()
+                stats.reset(line[1:] == ['timing'])
                 answer(ok=True)
             elif command == 'progress':
                 answer(received=stats.received, last_at=stats.last_at, closed=stats.closed)
             elif command == 'report':
-                wall = time.monotonic() - wall0
                 answer(received=stats.received, disorder=stats.disorder,
                        last_at=stats.last_at, closed=stats.closed,
-                       cpu=time.process_time() - cpu0, wall=wall,
                        latencies=[round(x * 1000, 3) for x in stats.latencies])
         for sub in subscribers:
             if sub.transport is not None:
@@ -551,11 +550,12 @@ def run_publisher(target: str, url: str, size: int) -> None:
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         probing: Optional[asyncio.Task] = None
+        probe_on = False
         seq = 0
 
         async def probe() -> None:
             n = 0
-            while True:
+            while probe_on:  # (stopped between two publish calls, never inside one)
                 n += 1
                 await publish(message('P', n))
                 await asyncio.sleep(0.02)
@@ -570,13 +570,11 @@ def run_publisher(target: str, url: str, size: int) -> None:
                 break
             if line[0] == 'probe':
                 if line[1] == 'on' and probing is None:
+                    probe_on = True
                     probing = asyncio.ensure_future(probe())
                 elif line[1] == 'off' and probing is not None:
-                    probing.cancel()
-                    try:
-                        await probing
-                    except asyncio.CancelledError:
-                        pass
+                    probe_on = False
+                    await probing
                     probing = None
                 answer(ok=True)
             elif line[0] == 'burst':
@@ -610,11 +608,13 @@ class Child:
 
     def __init__(self, cmd: List[str], cwd: Path, env: Dict[str, str], log: Path) -> None:
         self.log = open(log, 'a')
+        self.last = ''
         self.proc = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log,
                                      start_new_session=True)
 
     def send(self, command: str) -> None:
+        self.last = command
         assert self.proc.stdin is not None
         self.proc.stdin.write((command + '\n').encode())
         self.proc.stdin.flush()
@@ -623,7 +623,8 @@ class Child:
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
-            raise RuntimeError('no answer within %gs from %s' % (timeout, self.proc.args))
+            raise RuntimeError('no answer to %r within %gs from %s'
+                               % (self.last, timeout, ' '.join(self.proc.args[2:4])))
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError('%s exited (status %s)' % (self.proc.args[:4], self.proc.poll()))
@@ -698,8 +699,22 @@ def connection_split(port: int) -> List[int]:
     return sorted(per_pid.values(), reverse=True)
 
 
+def worker_pids(pid: int) -> List[int]:
+    """The worker processes under the server process ``pid`` (not multiprocessing's
+    resource tracker, which uvicorn's process tree also holds)."""
+    found = []
+    for member in process_tree(pid)[1:]:
+        try:
+            cmdline = Path('/proc/%d/cmdline' % member).read_bytes()
+        except OSError:
+            continue
+        if b'resource_tracker' not in cmdline:
+            found.append(member)
+    return found
+
+
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    """Until ``GET /`` answers 200 and the tree holds the supervisor and 2 workers."""
+    """Until ``GET /`` answers 200 and the server has its 2 worker processes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -709,7 +724,7 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
                 ok = resp.status == 200
         except OSError:
             ok = False
-        if ok and len(process_tree(proc.pid)) >= 3:
+        if ok and len(worker_pids(proc.pid)) >= 2:
             return
         time.sleep(0.1)
     raise RuntimeError('server on port %d not ready within %d s' % (port, timeout))
@@ -788,10 +803,13 @@ class Run:
         """Reset the counters, run a publisher command, wait until every delivery
         arrived (or nothing more comes for ``--stall`` seconds), collect."""
         assert self.publisher is not None and self.server is not None
+        timing = command.startswith('paced')
         for client in self.clients:
-            client.ask('reset')
+            client.ask('reset timing' if timing else 'reset')
         profiler = self.profile(command.split()[0])
         cpu0 = cpu_seconds(self.server.pid)
+        client_cpu0 = [cpu_seconds(c.proc.pid) for c in self.clients]
+        started = time.monotonic()
         self.publisher.send(command)
         published = self.publisher.receive(600)
         expected = expected_per_sub * subscribers
@@ -807,6 +825,8 @@ class Run:
                 break
             time.sleep(0.1)
         cpu = cpu_seconds(self.server.pid) - cpu0
+        window = time.monotonic() - started
+        client_cpu = [cpu_seconds(c.proc.pid) - c0 for c, c0 in zip(self.clients, client_cpu0)]
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(60)
@@ -825,7 +845,8 @@ class Run:
             'p50': percentile(latencies, 50), 'p99': percentile(latencies, 99),
             'max': latencies[-1] if latencies else float('nan'),
             'server_cpu_us': 1e6 * cpu / max(1, received),
-            'client_cpu': max(r['cpu'] / max(1e-9, r['wall']) for r in reports),
+            # each client process's CPU time over the phase, as a share of one core
+            'client_cpu': max(client_cpu) / window,
         }
 
     def profile(self, phase: str) -> Optional[subprocess.Popen]:
@@ -834,7 +855,7 @@ class Run:
         if not self.args.profile or phase != 'burst':
             return None
         assert self.server is not None
-        workers = process_tree(self.server.pid)[1:]
+        workers = worker_pids(self.server.pid)
         out = Path(self.args.profile) / ('%s-%s-%d.txt' % (self.target, self.mode,
                                                           int(time.time())))
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -911,6 +932,7 @@ def report(results: Dict[str, Dict[str, List[Dict]]], args: argparse.Namespace) 
                 continue
             med[target] = {
                 'rate': statistics.median(r['burst']['rate'] for r in runs),
+                'publisher': statistics.median(r['burst']['publish_rate'] for r in runs),
                 'cpu': statistics.median(r['burst']['server_cpu_us'] for r in runs),
                 'p50': statistics.median(r['paced']['p50'] for r in runs),
                 'p99': statistics.median(r['paced']['p99'] for r in runs),
@@ -924,17 +946,18 @@ def report(results: Dict[str, Dict[str, List[Dict]]], args: argparse.Namespace) 
             }
         base = med.get('microdot')
         print('\n%s, %d subscribers over 2 workers\n' % (MODE_NAMES[mode], args.subscribers))
-        print('| target | deliveries/s | server CPU µs/delivery | p50 ms | p99 ms '
-              '| KiB/idle subscriber (PSS) | RSS | lost, out of order | deliveries/s '
-              'vs microdot | p99 vs microdot |')
+        print('| target | deliveries/s | (publisher msg/s) | server CPU µs/delivery '
+              '| p50 ms | p99 ms | KiB/idle subscriber PSS (RSS) | lost, out of order '
+              '| deliveries/s vs microdot | p99 vs microdot |')
         print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
         for target, m in med.items():
             vs_rate = '%.2fx' % (m['rate'] / base['rate']) if base else '-'
             vs_p99 = '%.2fx' % (m['p99'] / base['p99']) if base else '-'
-            print('| %s | %.0f | %.1f | %.2f | %.2f | %.1f | %.1f | %d, %d | %s | %s |'
-                  % (TARGETS[target][0], m['rate'], m['cpu'], m['p50'], m['p99'], m['pss'],
-                     m['rss'], m['lost'], m['disorder'], vs_rate, vs_p99))
-        print('\nbusiest client process: %s of one core'
+            print('| %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f (%.1f) | %d, %d | %s | %s |'
+                  % (TARGETS[target][0], m['rate'], m['publisher'], m['cpu'], m['p50'],
+                     m['p99'], m['pss'], m['rss'], m['lost'], m['disorder'], vs_rate,
+                     vs_p99))
+        print('\nbusiest client process (its CPU time over the phase): %s of one core'
               % ', '.join('%s %.0f %%' % (t, 100 * m['client']) for t, m in med.items()))
 
 
@@ -994,21 +1017,23 @@ def main() -> None:
     redis_proc, redis_port = start_redis(workdir)
     redis_url = 'redis://127.0.0.1:%d/0' % redis_port
     results: Dict[str, Dict[str, List[Dict]]] = {m: {} for m in args.modes}
-    failed: Dict[Tuple[str, str], str] = {}
+    failed: Dict[Tuple[str, str], List[str]] = {}  # a target is dropped after 2 failures
     try:
         for rnd in range(args.rounds):
             for mode in args.modes:
                 for target in args.targets:
-                    if mode not in TARGETS[target][3] or (target, mode) in failed:
+                    if mode not in TARGETS[target][3] or \
+                            len(failed.get((target, mode), [])) >= 2:
                         continue
                     run = Run(args, target, mode, bindir, workdir, redis_url)
                     try:
                         r = run.measure()
                     except Exception as exc:  # report the others; say why this is missing
-                        failed[(target, mode)] = str(exc).strip().splitlines()[-1] \
-                            if str(exc) else type(exc).__name__
-                        print('%s (%s): not measured: %s (logs in %s)'
-                              % (TARGETS[target][0], mode, failed[(target, mode)], workdir),
+                        why = str(exc).strip().splitlines()[-1] if str(exc) else \
+                            type(exc).__name__
+                        failed.setdefault((target, mode), []).append(why)
+                        print('round %d %-3s %s: not measured: %s (logs in %s)'
+                              % (rnd + 1, mode, TARGETS[target][0], why, workdir),
                               flush=True)
                         continue
                     finally:
