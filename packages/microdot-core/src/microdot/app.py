@@ -545,31 +545,37 @@ class Microdot:
         router = self._router
         if router is None or router.types_version != URLPattern.types_version:
             router = self._compile()
-        method = req.method.upper()
-        if method == 'OPTIONS' and self.options_handler:
-            req.route = None
-            answer = self.options_handler(req)
-            return ({} if answer is None else answer), None  # None: no headers to add
-        if router.linear:
-            matches: Any = router.scan(req.path)
-        else:
-            # a static path's matches with one dict lookup, else the router's walk
-            matches = router.exact.get(req.path) or router.match(req.path)
-            if not matches:
-                return 404, None
-        route = None
         handler: Any
-        for route, args in matches:
-            if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
-                req.route = handler = route.handler  # the function, as in Microdot
-                req.url_args = args or {}  # a static route's {} is shared
-                break
+        # a static path's route for the method as sent: two dict lookups
+        table = router.static.get(req.path)
+        route = None if table is None else table.get(req.method)
+        if route is not None:
+            req.route = handler = route.handler  # the function, as in Microdot
+            req.url_args = {}
         else:
-            handler = 405
-            if route is None:  # (linear scan only)
-                return 404, None
-            # the path exists, but not for this method: the last route matching it
-            # tells where it belongs (Microdot's choice)
+            method = req.method.upper()
+            if method == 'OPTIONS' and self.options_handler:
+                req.route = None
+                answer = self.options_handler(req)
+                return ({} if answer is None else answer), None  # None: no headers to add
+            if router.linear:
+                matches: Any = router.scan(req.path)
+            else:
+                # a static path's matches with one dict lookup, else the router's walk
+                matches = router.exact.get(req.path) or router.match(req.path)
+                if not matches:
+                    return 404, None
+            for route, args in matches:
+                if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
+                    req.route = handler = route.handler
+                    req.url_args = args or {}  # a static route's {} is shared
+                    break
+            else:
+                handler = 405
+                if route is None:  # (linear scan only)
+                    return 404, None
+                # the path exists, but not for this method: the last route matching
+                # it tells where it belongs (Microdot's choice)
         # where the route came from (the class defaults suit routes of this app)
         if route.url_prefix or req.root_path:
             req.url_prefix = req.root_path + route.url_prefix
@@ -661,7 +667,10 @@ class Microdot:
                     res = f(req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
                 else:
                     res = await asyncio.to_thread(f, req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
-            res = Response(res) if type(res) is str else make_response(res)  # pyright: ignore[reportUnknownArgumentType]
+            if type(res) is str:
+                res = Response(res)
+            elif type(res) is not Response:
+                res = make_response(res)  # pyright: ignore[reportUnknownArgumentType]
             for handler in route.after_request:
                 res = await _invoke(req, handler, req, res) or res
             if req._after:  # pyright: ignore[reportPrivateUsage]

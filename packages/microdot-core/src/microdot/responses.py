@@ -320,10 +320,12 @@ class Response:
         """
         cookie_text = None
         if max_age is None and not (path or domain or expires or secure or http_only
-                                    or partitioned or samesite) \
-                and type(cookie) is str and type(value) is str:
-            text = cookie + '=' + value  # (no CR, LF, NUL, ';': nothing to refuse)
-            if text.isprintable() and ';' not in text:
+                                    or partitioned or samesite):
+            try:
+                text = cookie + '=' + value
+            except TypeError:  # (refused below)
+                text = ';'
+            if text.isprintable() and ';' not in text:  # nothing to refuse
                 cookie_text = text
         if cookie_text is None:
             cookie_text = _cookie_text(cookie, value, path, domain, expires, max_age,
@@ -681,6 +683,8 @@ Response.already_handled = Response()
 
 
 _TYPE_FIELDS: Dict[str, Tuple[str, str]] = {}
+#: The statuses whose responses have a body (200-999 but 204 and 304).
+_BODY_STATUSES = frozenset(range(200, 1000)) - {204, 304}
 
 
 def plain_type_field(res: Response) -> Optional[Tuple[str, str]]:
@@ -722,8 +726,8 @@ def one_step_type_field(res: Response) -> Optional[Tuple[str, str]]:
         full path then handles it (and answers 500 for a bad type).
     """
     status = res.status_code
-    if type(res.body) is not bytes or res.is_head or \
-            type(status) is not int or not 200 <= status <= 999 or status in (204, 304):
+    if type(res.body) is not bytes or res.is_head or type(status) is not int or \
+            status not in _BODY_STATUSES:
         return None
     headers = res._headers  # pyright: ignore[reportPrivateUsage]
     if headers:  # only the JSON type that __init__ set (checked by identity: cheap)

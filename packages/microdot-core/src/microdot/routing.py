@@ -298,6 +298,18 @@ class _Node:
         self.tails: List[Route] = []
 
 
+def _method_table(matches: List[Match]) -> Dict[str, Route]:
+    """Method -> the first of ``matches`` accepting it (for HEAD: HEAD or GET)."""
+    table: Dict[str, Route] = {}
+    for route, _ in matches:
+        for method in route.method_list:
+            if method != 'OPTIONS':
+                table.setdefault(method, route)
+        if 'HEAD' not in table and 'GET' in route.methods:
+            table['HEAD'] = route
+    return table
+
+
 class Router:
     """Routes compiled for fast lookup, preserving first-registered-wins order.
 
@@ -321,6 +333,11 @@ class Router:
         #: static path -> its static routes, for paths some dynamic route matches
         #: too (looked up by walking the tree, so argument dicts are never shared)
         self._overlap: Dict[str, List[Match]] = {}
+        #: static path (of ``exact``) -> method -> the route that answers it: the
+        #: first of the path's routes accepting that method (for HEAD, HEAD or GET),
+        #: for every upper-case method its routes list but OPTIONS (which the
+        #: application's ``options_handler`` may answer); see ``Microdot._route``.
+        self.static: Dict[str, Dict[str, Route]] = {}
         self._has_dynamic = False
         #: True when some pattern does not compile: routes are then tried one by one
         #: in order (:meth:`scan`), and reaching the invalid one raises ``ValueError``,
@@ -347,6 +364,7 @@ class Router:
                 self._overlap[path] = matches
             else:
                 self._exact[path] = matches
+                self.static[path] = _method_table(matches)
 
     def _insert(self, route: Route) -> None:
         node = self._root

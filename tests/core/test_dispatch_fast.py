@@ -1,0 +1,57 @@
+"""Dispatch shortcuts (issue #19) answer exactly as the general routing does."""
+import asyncio
+
+from microdot import Microdot, Request
+
+
+def dispatch(app, method, path):
+    req = Request(app, ('127.0.0.1', 1), method, path, '1.1', {})
+    res = asyncio.run(app.dispatch_request(req))
+    return res.status_code, res.body, res.headers.get('Allow')
+
+
+def make_app():
+    app = Microdot()
+    for name, methods in (('a', ['GET']), ('b', ['POST', 'HEAD']), ('c', ['GET', 'POST']),
+                          ('d', ['HEAD', 'PUT'])):
+        app.route('/r', methods=methods)(lambda req, name=name: name)
+    app.route('/h', methods=['HEAD'])(lambda req: 'head')
+    app.route('/h')(lambda req: 'get')
+    return app
+
+
+def test_static_path_answers_with_the_first_route_for_each_method():
+    app = make_app()
+    assert dispatch(app, 'GET', '/r')[:2] == (200, b'a')
+    assert dispatch(app, 'POST', '/r')[:2] == (200, b'b')
+    assert dispatch(app, 'PUT', '/r')[:2] == (200, b'd')
+    # HEAD: the first route accepting HEAD or GET (its body is not sent)
+    head = dispatch(app, 'HEAD', '/r')
+    assert head[0] == 200
+    assert dispatch(app, 'HEAD', '/h')[:2] == (200, b'head')
+    assert dispatch(app, 'GET', '/h')[:2] == (200, b'get')
+
+
+def test_head_goes_to_the_first_get_route_before_a_later_head_route():
+    app = Microdot()
+    app.route('/x')(lambda req: 'get')
+    app.route('/x', methods=['HEAD'])(lambda req: ('head', 203))
+    assert dispatch(app, 'HEAD', '/x')[0] == 200
+
+
+def test_other_methods_and_spellings_take_the_general_path():
+    app = make_app()
+    assert dispatch(app, 'get', '/r')[:2] == (200, b'a')  # upper-cased, as Microdot does
+    status, _, allow = dispatch(app, 'DELETE', '/r')
+    assert status == 405 and allow == 'GET, POST, HEAD, PUT, OPTIONS'
+    assert dispatch(app, 'OPTIONS', '/r')[2] == 'GET, POST, HEAD, PUT, OPTIONS'
+    app.options_handler = None
+    app.route('/o', methods=['OPTIONS'])(lambda req: 'mine')
+    assert dispatch(app, 'OPTIONS', '/o')[:2] == (200, b'mine')
+
+
+def test_routes_added_later_are_seen():
+    app = make_app()
+    assert dispatch(app, 'GET', '/new')[0] == 404
+    app.route('/new')(lambda req: 'new')
+    assert dispatch(app, 'GET', '/new')[:2] == (200, b'new')
