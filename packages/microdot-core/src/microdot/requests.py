@@ -201,6 +201,10 @@ class Request:
         self.method = method
         self.url = url
         self.http_version = http_version
+        # (set here, not left at the class defaults: dispatch reads them per request)
+        self.content_length = 0
+        self.root_path = ''
+        self._g = self._after = None
         if headers is not None:
             if type(headers) is not NoCaseDict and not isinstance(headers, NoCaseDict):
                 headers = NoCaseDict(headers)

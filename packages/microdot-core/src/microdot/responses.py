@@ -223,6 +223,10 @@ class Response:
             body = b''
             status_code = 204
         self.status_code = status_code
+        self.reason = reason
+        # (set here, not left at the class defaults: servers read them per response)
+        self.file_info = self._headers = self._fields = self._type_field = \
+            self._cookies = None
         if headers is not None:  # else created on first access (see ``headers``)
             # always a copy, as in Microdot: complete() and set_cookie() add to it, so
             # a dict shared between responses must not collect their fields
@@ -232,8 +236,6 @@ class Response:
             else:
                 self._headers = headers.copy() if isinstance(headers, NoCaseDict) \
                     else NoCaseDict(headers)
-        if reason is not None:
-            self.reason = reason
         if type(body) is str:
             self.body = body.encode()
         elif isinstance(body, (dict, list)):

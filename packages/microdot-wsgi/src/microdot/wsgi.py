@@ -100,6 +100,23 @@ class _LoopHolder:
             loop.close()
 
 
+class WSGIRequest(Request):
+    """A ``Request`` made by :class:`WSGIAdapter`.
+
+    It is served in the server's thread: ``def`` handlers and hooks run inline, and
+    the dispatch moves onto the thread's event loop at its first ``async def`` one.
+    """
+
+    inline_sync = True
+    on_loop = False
+    #: The WSGI environment the request came from.
+    environ: WSGIEnviron
+
+
+#: ``SERVER_PROTOCOL`` -> ``Request.http_version``, for the usual ones.
+_VERSIONS = {'HTTP/1.1': '1.1', 'HTTP/1.0': '1.0', 'HTTP/2': '2', 'HTTP/2.0': '2.0'}
+
+
 class WSGIAdapter:
     """A WSGI callable serving a ``microdot.Microdot`` application.
 
@@ -133,7 +150,7 @@ class WSGIAdapter:
             holder = self._local.holder = _LoopHolder()
         return holder.loop
 
-    def run(self, coro: Any) -> Any:
+    def drive(self, coro: Any) -> Any:
         """Run a dispatch coroutine.
 
         It runs synchronously while it needs no event loop, then on this thread's
@@ -156,6 +173,10 @@ class WSGIAdapter:
             return await _resume(coro)
 
         return self.loop().run_until_complete(on_loop())
+
+    #: :meth:`drive`'s former name (``microdot.wsgi.Microdot.run`` is the application's
+    #: own ``run()``, which serves it on the built-in server).
+    run = drive
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -209,55 +230,55 @@ class WSGIAdapter:
         Returns:
             The request; its headers are only built if the application reads them.
         """
-        path = environ.get('PATH_INFO', '') or '/'
+        path = environ.get('PATH_INFO') or '/'
         # PEP 3333 strings are latin-1 decoded bytes: back to bytes, quoted, so the
         # request decodes them once, as UTF-8, the same as on every other server
         if not path.isascii() or '%' in path or '?' in path or '#' in path or ' ' in path:
             path = quote(path.encode('latin-1'), safe=_SAFE_PATH)
-        query = environ.get('QUERY_STRING', '')
+        query = environ.get('QUERY_STRING')
         url = path + '?' + query if query else path
-        clen = environ.get('CONTENT_LENGTH', '')
         addr = environ.get('REMOTE_ADDR')
-        client = None
+        client: Optional[Tuple[str, int]] = None
         if addr:
             port = environ.get('REMOTE_PORT')
             client = (addr, int(port) if port and port.isdigit() else 0)
-        version = environ.get('SERVER_PROTOCOL', 'HTTP/1.1').partition('/')[2] or '1.1'
+        protocol = environ.get('SERVER_PROTOCOL')
         # (positional arguments: this runs for every request)
-        req = Request(self.app, client, environ.get('REQUEST_METHOD', 'GET'), url, version,
-                      None, None, None, None, '', None, environ.get('wsgi.url_scheme'))
+        req = WSGIRequest(self.app, client, environ.get('REQUEST_METHOD', 'GET'), url,
+                          _VERSIONS.get(protocol) or
+                          (protocol or 'HTTP/1.1').partition('/')[2] or '1.1',
+                          None, None, None, None, '', None, environ.get('wsgi.url_scheme'))
         req.header_source = (headers_from_environ, environ)  # built if the app reads it
-        declared = int(clen) if clen.isdigit() else None
-        if declared:
-            req.content_length = declared
+        req.environ = environ
         script_name = environ.get('SCRIPT_NAME')
         if script_name:
             req.root_path = script_name.rstrip('/')
-        req.environ = environ  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
-        req.inline_sync = True
-        req.on_loop = False
-        stream = environ.get('wsgi.input')
+        clen = environ.get('CONTENT_LENGTH')
+        declared = int(clen) if clen and clen.isdigit() else None
         # a body without Content-Length is read to its end only when the server says
         # it ends the input (wsgi.input_terminated) and the request is chunked
-        if stream is not None and (declared or (
-                declared is None and 'HTTP_TRANSFER_ENCODING' in environ
-                and environ.get('wsgi.input_terminated'))):
-            remaining = [declared]
+        if declared or (declared is None and 'HTTP_TRANSFER_ENCODING' in environ
+                        and environ.get('wsgi.input_terminated')):
+            if declared:
+                req.content_length = declared
+            stream = environ.get('wsgi.input')
+            if stream is not None:
+                remaining = [declared]
 
-            async def receive() -> bytes:
-                left = remaining[0]
-                if left is None:
-                    return stream.read(65536)  # type: ignore[no-any-return]
-                if left <= 0:
-                    return b''
-                data = stream.read(min(65536, left))
-                remaining[0] = left - len(data) if data else 0
-                return data  # type: ignore[no-any-return]
+                async def receive() -> bytes:
+                    left = remaining[0]
+                    if left is None:
+                        return stream.read(65536)  # type: ignore[no-any-return]
+                    if left <= 0:
+                        return b''
+                    data = stream.read(min(65536, left))
+                    remaining[0] = left - len(data) if data else 0
+                    return data  # type: ignore[no-any-return]
 
-            req._stream = BodyStream(receive, limit=req.max_content_length  # pyright: ignore[reportPrivateUsage]
-                                     if declared is None else declared)
-        else:
-            req._body = b''  # pyright: ignore[reportPrivateUsage]
+                req._stream = BodyStream(receive, limit=req.max_content_length  # pyright: ignore[reportPrivateUsage]
+                                         if declared is None else declared)
+                return req
+        req._body = b''  # pyright: ignore[reportPrivateUsage]
         return req
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse
@@ -287,8 +308,8 @@ class WSGIAdapter:
             body = self._upgrade(req, environ, start_response)
         else:
             if req._stream is not None:  # pyright: ignore[reportPrivateUsage]
-                self.run(req._read_body())  # pyright: ignore[reportPrivateUsage]
-            res = self.run(self.app.dispatch_request(req))
+                self.drive(req._read_body())  # pyright: ignore[reportPrivateUsage]
+            res = self.drive(self.app.dispatch_request(req))
             body = self.respond(req, res, environ, start_response)
         if state[0]:  # app.shutdown() was called for this request
             body = _ThenShutdown(body)
@@ -307,8 +328,8 @@ class WSGIAdapter:
         req.websocket_transport = takeover  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue]
         try:
             if req._stream is not None:  # pyright: ignore[reportPrivateUsage]
-                self.run(req._read_body())  # pyright: ignore[reportPrivateUsage]
-            res = self.run(self.app.dispatch_request(req))
+                self.drive(req._read_body())  # pyright: ignore[reportPrivateUsage]
+            res = self.drive(self.app.dispatch_request(req))
         except BaseException:
             if takeover.claimed:  # e.g. gunicorn's worker timeout (SystemExit)
                 takeover.release(wsp.CLOSE_GOING_AWAY)
@@ -335,14 +356,15 @@ class WSGIAdapter:
             file, else an iterable streaming it.
         """
         ctype = one_step_type_field(res)
-        if ctype is not None and res.reason is None and res.status_code in _STATUS_LINES:
-            # the common case, in one step
-            body = res.body
-            headers = [ctype, ('Content-Length', str(len(body)))]
-            if res._fields is not None or res._cookies is not None:  # pyright: ignore[reportPrivateUsage]
-                headers = _checked_fields(res) + headers
-            start_response(_STATUS_LINES[res.status_code], headers)
-            return [body]
+        if ctype is not None and res.reason is None:
+            status_line = _STATUS_LINES.get(res.status_code)
+            if status_line is not None:  # the common case, in one step
+                body = res.body
+                headers = [ctype, ('Content-Length', str(len(body)))]
+                if res._fields is not None or res._cookies is not None:  # pyright: ignore[reportPrivateUsage]
+                    headers = _checked_fields(res) + headers
+                start_response(status_line, headers)
+                return [body]
         try:
             res.complete()
             headers = [(name, value) for name, value in res.header_items()
@@ -837,25 +859,21 @@ def wsgi_adapter(app: Any) -> WSGIAdapter:
     return WSGIAdapter(app)
 
 
-class Microdot(BaseMicrodot):
-    """A Microdot application that is also a WSGI callable."""
+class Microdot(BaseMicrodot, WSGIAdapter):
+    """A Microdot application that is also a WSGI callable.
+
+    It is its own :class:`WSGIAdapter`: a request costs one call less. Its ``run()`` is
+    the application's (the built-in server); the adapter's is :meth:`WSGIAdapter.drive`.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._wsgi = WSGIAdapter(self)
+        WSGIAdapter.__init__(self, self)
+        self._wsgi = self
 
-    def __call__(self, environ: WSGIEnviron, start_response: StartResponse  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
-                 ) -> Iterable[bytes]:
-        """The WSGI callable (see :meth:`WSGIAdapter.__call__`).
-
-        Args:
-            environ: The WSGI environment.
-            start_response: The server's ``start_response``.
-
-        Returns:
-            The response body, as an iterable of bytes.
-        """
-        return self._wsgi(environ, start_response)
+    run = BaseMicrodot.run
+    # a WSGI callable only (the core's class also takes ASGI calls)
+    __call__ = WSGIAdapter.__call__  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 
     def shutdown(self) -> None:
         """Stop serving: the built-in server if running, else the whole WSGI server.
