@@ -183,7 +183,7 @@ class ASGIAdapter:
                 headers = [
                     (b'content-type', _CTYPES.get(ctype[1]) or _ctype_bytes(ctype[1])),
                     (b'content-length', b'%d' % len(body))]
-                if res._fields is not None or res._cookies is not None:  # pyright: ignore[reportPrivateUsage]
+                if res._fields is not None or res._cookies is not None:
                     headers = _checked_fields(res, headers)
             if headers is not None:
                 await send({'type': 'http.response.start', 'status': res.status_code,

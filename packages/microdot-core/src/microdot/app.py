@@ -667,10 +667,10 @@ class Microdot:
                     res = f(req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
                 else:
                     res = await asyncio.to_thread(f, req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
-            if type(res) is str:
+            if type(res) is str:  # pyright: ignore[reportUnknownArgumentType]
                 res = Response(res)
-            elif type(res) is not Response:
-                res = make_response(res)  # pyright: ignore[reportUnknownArgumentType]
+            elif type(res) is not Response:  # pyright: ignore[reportUnknownArgumentType]
+                res = make_response(res)
             for handler in route.after_request:
                 res = await _invoke(req, handler, req, res) or res
             if req._after:  # pyright: ignore[reportPrivateUsage]

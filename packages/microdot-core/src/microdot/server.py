@@ -1098,8 +1098,8 @@ class HTTPConnection(asyncio.Protocol):
             # the common case, in one step, with a head cached per status and type
             # (and the date's bytes from http_date()'s cache, inline); the fields
             # checked when they were set follow
-            lines = b'' if res._fields is None and res._cookies is None \
-                else _field_lines(res)  # pyright: ignore[reportPrivateUsage]
+            lines = (b'' if res._fields is None and res._cookies is None  # pyright: ignore[reportPrivateUsage]
+                     else _field_lines(res))
             if lines is not None:
                 parts = _PLAIN_HEADS.get((res.status_code, ctype[1])) or \
                     _plain_head(res.status_code, ctype[1])

@@ -114,7 +114,8 @@ class WSGIRequest(Request):
 
 
 #: ``SERVER_PROTOCOL`` -> ``Request.http_version``, for the usual ones.
-_VERSIONS = {'HTTP/1.1': '1.1', 'HTTP/1.0': '1.0', 'HTTP/2': '2', 'HTTP/2.0': '2.0'}
+_VERSIONS: Dict[Optional[str], str] = {'HTTP/1.1': '1.1', 'HTTP/1.0': '1.0', 'HTTP/2': '2',
+                                       'HTTP/2.0': '2.0'}
 
 
 class WSGIAdapter:
@@ -871,7 +872,7 @@ class Microdot(BaseMicrodot, WSGIAdapter):
         WSGIAdapter.__init__(self, self)
         self._wsgi = self
 
-    run = BaseMicrodot.run
+    run = BaseMicrodot.run  # type: ignore[assignment]  # (WSGIAdapter.run is drive)
     # a WSGI callable only (the core's class also takes ASGI calls)
     __call__ = WSGIAdapter.__call__  # type: ignore[assignment]  # pyright: ignore[reportAssignmentType]
 
