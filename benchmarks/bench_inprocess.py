@@ -24,7 +24,8 @@ BlackSheep (ASGI); Falcon, Bottle and Flask (WSGI); a bare callable for the floo
 
 Timings swing on shared machines; ``--instructions`` counts CPU instructions per
 request instead (valgrind's callgrind, the difference between a run of 2,500 and one
-of 500 requests, so start-up cancels out), which is deterministic. Each table ends
+of 500 requests, so start-up cancels out, with a fixed hash seed), which is
+deterministic. Each table ends
 with this project's ratio to Falcon's figure per workload, and the cost of the
 ``headers`` response relative to ``hello``.
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -377,10 +379,12 @@ def measure(venvs: Path, key: str, workload: str, n: int) -> float:
 def count(venvs: Path, key: str, workload: str) -> float:
     """CPU instructions per request, from two callgrind runs of different lengths."""
     totals = []
+    # one hash seed: dict and set layouts, so the counts, are the same from run to run
+    env = dict(os.environ, PYTHONHASHSEED='0')
     for n in (500, 2500):
         cmd = ['valgrind', '--tool=callgrind', '--callgrind-out-file=/dev/null'] + \
             _command(venvs, key, workload, n) + ['count']
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
         found = re.search(r'Collected : (\d+)', proc.stderr)
         if proc.returncode != 0 or not found:
             raise RuntimeError('%s %s failed:\n%s' % (key, workload, proc.stderr[-2000:]))

@@ -55,3 +55,21 @@ def test_routes_added_later_are_seen():
     assert dispatch(app, 'GET', '/new')[0] == 404
     app.route('/new')(lambda req: 'new')
     assert dispatch(app, 'GET', '/new')[:2] == (200, b'new')
+
+
+def test_limits_from_the_application_class_and_instance():
+    class Small(Microdot):
+        max_content_length = 4
+
+    app = Small()
+    app.route('/p', methods=['POST'])(lambda req: 'ok')
+
+    def post(length):
+        req = Request(app, None, 'POST', '/p', '1.1', {'Content-Length': str(length)},
+                      body=b'')
+        return asyncio.run(app.dispatch_request(req)).status_code
+
+    assert (post(4), post(5)) == (200, 413)
+    app.max_content_length = 100
+    assert post(5) == 200
+    assert Microdot().max_content_length is None  # the Request default applies

@@ -187,6 +187,11 @@ class Microdot:
         self.server: Any = None
         self.access_log = False
         self._router: Optional[Router] = None
+        # the limits as instance attributes (each request reads them), from the class
+        cls = type(self)
+        self.max_content_length = cls.max_content_length
+        self.max_body_length = cls.max_body_length
+        self.max_readline = cls.max_readline
 
     # -- registration ---------------------------------------------------------------
 
@@ -546,9 +551,8 @@ class Microdot:
         if router is None or router.types_version != URLPattern.types_version:
             router = self._compile()
         handler: Any
-        # a static path's route for the method as sent: two dict lookups
-        table = router.static.get(req.path)
-        route = None if table is None else table.get(req.method)
+        # a static path's route for the method as sent: one dict lookup
+        route = router.static.get((req.path, req.method))
         if route is not None:
             req.route = handler = route.handler  # the function, as in Microdot
             req.url_args = {}
@@ -635,7 +639,7 @@ class Microdot:
         if req is None:
             res = await self._error_response(None, 400, 'Bad request')
             return await self._after_error(None, res)
-        if req.content_length > req.max_content_length:
+        if req.content_length and req.content_length > req.max_content_length:
             res = await self._error_response(req, 413, 'Payload too large')
             return await self._after_error(req, res)
         f, route = self._route(req)
@@ -658,13 +662,14 @@ class Microdot:
                 if res:
                     break
             if res is None:
+                args = req.url_args  # (none: a call without a keyword dict)
                 if route.is_async:
                     if not req.on_loop:
                         req.on_loop = True
                         await SWITCH_TO_LOOP
-                    res = await f(req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+                    res = await f(req, **args) if args else await f(req)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
                 elif req.inline_sync:
-                    res = f(req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+                    res = f(req, **args) if args else f(req)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
                 else:
                     res = await asyncio.to_thread(f, req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
             if type(res) is str:  # pyright: ignore[reportUnknownArgumentType]

@@ -333,11 +333,11 @@ class Router:
         #: static path -> its static routes, for paths some dynamic route matches
         #: too (looked up by walking the tree, so argument dicts are never shared)
         self._overlap: Dict[str, List[Match]] = {}
-        #: static path (of ``exact``) -> method -> the route that answers it: the
-        #: first of the path's routes accepting that method (for HEAD, HEAD or GET),
-        #: for every upper-case method its routes list but OPTIONS (which the
+        #: ``(static path of exact, method)`` -> the route that answers it: the first
+        #: of the path's routes accepting that method (for HEAD, HEAD or GET), for
+        #: every upper-case method its routes list but OPTIONS (which the
         #: application's ``options_handler`` may answer); see ``Microdot._route``.
-        self.static: Dict[str, Dict[str, Route]] = {}
+        self.static: Dict[Tuple[str, str], Route] = {}
         self._has_dynamic = False
         #: True when some pattern does not compile: routes are then tried one by one
         #: in order (:meth:`scan`), and reaching the invalid one raises ``ValueError``,
@@ -364,7 +364,8 @@ class Router:
                 self._overlap[path] = matches
             else:
                 self._exact[path] = matches
-                self.static[path] = _method_table(matches)
+                for method, route in _method_table(matches).items():
+                    self.static[path, method] = route
 
     def _insert(self, route: Route) -> None:
         node = self._root
