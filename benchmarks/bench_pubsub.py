@@ -15,7 +15,13 @@ script starts (free port, ``--save '' --appendonly no``) and stops, everything o
 - ``broadcaster``: Starlette with ``broadcaster``'s Redis backend under
   ``uvicorn --workers 2``: a ``StreamingResponse`` of ``text/event-stream`` and a
   WebSocket endpoint, each a ``broadcast.subscribe(channel)`` loop (its README's
-  pattern).
+  pattern). broadcaster 0.3.1 (the latest) does not work as released with redis-py 5
+  or newer: its backend wakes its listener before subscribing, the listener's
+  ``listen()`` then ends at once (nothing subscribed yet) and no message is ever
+  delivered; and subscribers that arrive while a channel's first subscription is being
+  made are dropped. The app fixes the first with a two-line backend subclass
+  (subscribe, then wake the listener) and avoids the second by holding one
+  subscription per worker from start-up (one more subscriber per worker, drained).
 
 Each publisher uses its library's own publish call against the same Redis; a message
 is ~100 bytes of text that carries a sequence number and the publisher's
@@ -29,18 +35,25 @@ the load generator costs little; its CPU use is reported. Per target and round:
 2. connect the other 990, probe again until all 1,000 receive; memory again:
    ``(after - baseline) / 990`` is the memory per idle subscriber;
 3. throughput: the publisher publishes ``--burst`` messages back to back (awaiting
-   each publish); deliveries/s = messages received by all subscribers / (last receipt
-   - first publish); the server tree's CPU time per delivery is reported too (less
-   sensitive to a shared machine than wall-clock rates);
-4. latency: ``--rate`` messages/s for ``--paced`` seconds; p50/p99 of receipt time
-   minus the publish timestamp, over every delivery.
+   each publish; its rate is reported); deliveries/s = messages received by all
+   subscribers / (last receipt - first publish); the server tree's CPU time per
+   delivery is reported too (less sensitive to a shared machine than wall-clock
+   rates). A server that writes the events queued for a subscriber together
+   (microdot's SSE) can approach the publisher's rate times 1,000;
+4. latency: ``--rate`` messages/s for ``--paced`` seconds (below what every target
+   sustains); p50/p99 of receipt time minus the publish timestamp, over every
+   delivery.
+
+The client processes' CPU time over each phase is read from /proc: the busiest is
+reported as a share of one core, to show the load generator was not the limit.
+``--profile DIR`` records one worker of each run with py-spy during the burst.
 
 Every subscriber must get every message exactly once and in order; the table says
 how many deliveries were missing or out of order. Targets run in interleaved rounds
 (microdot, socketio, broadcaster; microdot, ...) with a fresh server each time, and the
 table gives the medians and the ratios to microdot.
 
-    python benchmarks/bench_pubsub.py                       # 3 rounds, ~15 min
+    python benchmarks/bench_pubsub.py                       # 3 rounds, ~11 min
     python benchmarks/bench_pubsub.py --rounds 1 --modes ws --targets microdot socketio
     flock /tmp/bench.lock python benchmarks/bench_pubsub.py --rounds 5
 
