@@ -139,17 +139,7 @@ class ASGIAdapter:
         state = [_SERVING]  # see _current_request
         _current_request.set(state)  # this task's context (and its threads') only
         req = self.make_request(scope)
-        chunked = False
-        source = req.header_source
-        assert source is not None  # (make_request sets it)
-        for name, value in source[1]:  # the framing fields only
-            size = len(name)
-            if size == 14 and name.lower() == b'content-length':
-                req.content_length = int(value) if value.isdigit() else 0
-            elif size == 17 and name.lower() == b'transfer-encoding':
-                chunked = True
-        if req.content_length or chunked or req.method not in ('GET', 'HEAD') or \
-                req.http_version[0] in '23':
+        if req._body is None:  # a body to read  # pyright: ignore[reportPrivateUsage]
             more = True
 
             async def receive_body() -> bytes:
@@ -172,10 +162,8 @@ class ASGIAdapter:
                     _server_shutdown.fire()
                 state[0] = _SENT
                 return
-        else:
-            req._body = b''  # an HTTP/1.x GET or HEAD without framing headers has no body  # pyright: ignore[reportPrivateUsage]
         res = await self.app.dispatch_request(req)
-        if res is not Response.already_handled:
+        if res is not _already_handled:
             ctype = one_step_type_field(res)
             headers: Optional[List[Tuple[bytes, bytes]]] = None
             body = res.body
@@ -223,7 +211,9 @@ class ASGIAdapter:
         """Translate an ASGI scope into a ``Request``.
 
         Headers are latin-1 decoded, ``root_path`` applies, and the header dict is
-        only built if the application reads it.
+        only built if the application reads it. An HTTP/1.x GET or HEAD request
+        without framing fields gets its (empty) body; other requests' bodies are
+        left to read.
 
         Args:
             scope: The connection scope.
@@ -255,7 +245,18 @@ class ASGIAdapter:
         req = ASGIRequest(self.app, client, scope.get('method', 'GET'), url,
                       scope.get('http_version', '1.1'), None, None, stream, None, '', None,
                       scope.get('scheme'))
-        req.header_source = (headers_from_raw, scope.get('headers') or ())
+        headers = scope.get('headers') or ()
+        req.header_source = (headers_from_raw, headers)
+        chunked = False
+        for name, value in headers:  # the framing fields only
+            size = len(name)
+            if size == 14 and name.lower() == b'content-length':
+                req.content_length = int(value) if value.isdigit() else 0
+            elif size == 17 and name.lower() == b'transfer-encoding':
+                chunked = True
+        if not (req.content_length or chunked or req.method not in ('GET', 'HEAD')
+                or req.http_version[0] in '23'):
+            req._body = b''  # an HTTP/1.x GET or HEAD without framing headers has no body  # pyright: ignore[reportPrivateUsage]
         if root_path:
             req.root_path = root_path.rstrip('/')
         req.asgi_scope = scope
@@ -668,6 +669,8 @@ def _check_header(name: str, value: str) -> bool:
 
 
 _WIRE_NAMES: Dict[str, bytes] = {}
+#: ``Response.already_handled``, read per request without a class attribute lookup.
+_already_handled = Response.already_handled
 #: Content-Type values of plain responses, encoded (see ``ASGIAdapter.__call__``).
 _CTYPES: Dict[str, bytes] = {}
 

@@ -37,6 +37,8 @@ _E = TypeVar('_E', bound=BaseException)
 _R = TypeVar('_R')
 
 _async_cache: Dict[Any, bool] = {}
+#: ``Response.already_handled``, read per request without a class attribute lookup.
+_already_handled = Response.already_handled
 
 
 def _is_async(f: Any) -> bool:
@@ -691,7 +693,7 @@ class Microdot:
         return await self._after_error(req, res, route)
 
     def _finish(self, req: Request, res: Response) -> Response:
-        if res is Response.already_handled:
+        if res is _already_handled:
             return res
         if res.file_info is not None:
             res = res._apply_conditional(req)  # pyright: ignore[reportPrivateUsage]

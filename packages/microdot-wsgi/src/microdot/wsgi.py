@@ -167,6 +167,11 @@ class WSGIAdapter:
             value = coro.send(None)
         except StopIteration as exc:
             return exc.value
+        return self._on_loop(coro, value)
+
+    def _on_loop(self, coro: Any, value: Any) -> Any:
+        """Continue ``coro``, which awaited ``value`` (``SWITCH_TO_LOOP``), on this
+        thread's event loop; its result."""
         if value is not SWITCH_TO_LOOP:  # pragma: no cover - defensive
             coro.throw(RuntimeError('dispatch awaited %r outside an event loop' % (value,)))
 
@@ -310,8 +315,25 @@ class WSGIAdapter:
         else:
             if req._stream is not None:  # pyright: ignore[reportPrivateUsage]
                 self.drive(req._read_body())  # pyright: ignore[reportPrivateUsage]
-            res = self.drive(self.app.dispatch_request(req))
-            body = self.respond(req, res, environ, start_response)
+            coro = self.app.dispatch_request(req)
+            try:  # (drive(coro), inline: this runs for every request)
+                value = coro.send(None)
+            except StopIteration as exc:
+                res = exc.value
+            else:
+                res = self._on_loop(coro, value)
+            ctype = one_step_type_field(res)
+            status_line = _STATUS_LINES.get(res.status_code) \
+                if ctype is not None and res.reason is None else None
+            if ctype is not None and status_line is not None:
+                # the common case, in one step
+                headers = [ctype, ('Content-Length', str(len(res.body)))]
+                if res._fields is not None or res._cookies is not None:  # pyright: ignore[reportPrivateUsage]
+                    headers = _checked_fields(res) + headers
+                start_response(status_line, headers)
+                body = [res.body]
+            else:
+                body = self.respond(req, res, environ, start_response)
         if state[0]:  # app.shutdown() was called for this request
             body = _ThenShutdown(body)
         state[0] = _SENT
@@ -356,16 +378,6 @@ class WSGIAdapter:
             The body: a list for a body in memory, the server's file wrapper for a
             file, else an iterable streaming it.
         """
-        ctype = one_step_type_field(res)
-        if ctype is not None and res.reason is None:
-            status_line = _STATUS_LINES.get(res.status_code)
-            if status_line is not None:  # the common case, in one step
-                body = res.body
-                headers = [ctype, ('Content-Length', str(len(body)))]
-                if res._fields is not None or res._cookies is not None:  # pyright: ignore[reportPrivateUsage]
-                    headers = _checked_fields(res) + headers
-                start_response(status_line, headers)
-                return [body]
         try:
             res.complete()
             headers = [(name, value) for name, value in res.header_items()
