@@ -552,42 +552,43 @@ class Microdot:
         router = self._router
         if router is None or router.types_version != URLPattern.types_version:
             router = self._compile()
-        handler: Any
-        # a static path's route for the method as sent: one dict lookup
-        route = router.static.get((req.path, req.method))
-        if route is not None:
-            req.route = handler = route.handler  # the function, as in Microdot
-            req.url_args = {}
+        method = req.method.upper()
+        if method == 'OPTIONS' and self.options_handler:
+            req.route = None
+            answer = self.options_handler(req)
+            return ({} if answer is None else answer), None  # None: no headers to add
+        if router.linear:
+            matches: Any = router.scan(req.path)
         else:
-            method = req.method.upper()
-            if method == 'OPTIONS' and self.options_handler:
-                req.route = None
-                answer = self.options_handler(req)
-                return ({} if answer is None else answer), None  # None: no headers to add
-            if router.linear:
-                matches: Any = router.scan(req.path)
-            else:
-                # a static path's matches with one dict lookup, else the router's walk
-                matches = router.exact.get(req.path) or router.match(req.path)
-                if not matches:
-                    return 404, None
-            for route, args in matches:
-                if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
-                    req.route = handler = route.handler
-                    req.url_args = args or {}  # a static route's {} is shared
-                    break
-            else:
-                handler = 405
-                if route is None:  # (linear scan only)
-                    return 404, None
-                # the path exists, but not for this method: the last route matching
-                # it tells where it belongs (Microdot's choice)
-        # where the route came from (the class defaults suit routes of this app)
+            # a static path's matches with one dict lookup, else the router's walk
+            matches = router.exact.get(req.path) or router.match(req.path)
+            if not matches:
+                return 404, None
+        route = None
+        handler: Any
+        for route, args in matches:
+            if method in route.methods or (method == 'HEAD' and 'GET' in route.methods):
+                req.route = handler = route.handler  # the function, as in Microdot
+                req.url_args = args or {}  # a static route's {} is shared
+                break
+        else:
+            handler = 405
+            if route is None:  # (linear scan only)
+                return 404, None
+            # the path exists, but not for this method: the last route matching it
+            # tells where it belongs (Microdot's choice)
+        if route.url_prefix or route.subapp is not None or req.root_path:
+            self._place(req, route)
+        return handler, route
+
+    @staticmethod
+    def _place(req: Request, route: Route) -> None:
+        """Record where ``route`` came from on ``req`` (the class defaults suit the
+        routes of this application)."""
         if route.url_prefix or req.root_path:
             req.url_prefix = req.root_path + route.url_prefix
         if route.subapp is not None:
             req.subapp = route.subapp
-        return handler, route
 
     def allowed_methods(self, path: str) -> List[str]:
         """The methods the routes matching ``path`` accept.
@@ -644,7 +645,18 @@ class Microdot:
         if req.content_length and req.content_length > req.max_content_length:
             res = await self._error_response(req, 413, 'Payload too large')
             return await self._after_error(req, res)
-        f, route = self._route(req)
+        router = self._router
+        # a static path's route for the method as sent: one dict lookup (else, and
+        # for other spellings and OPTIONS, the general routing of _route())
+        route = router.static.get((req.path, req.method)) if router is not None and \
+            router.types_version == URLPattern.types_version else None
+        if route is not None:
+            req.route = f = route.handler  # the function, as in Microdot
+            req.url_args = {}
+            if route.url_prefix or route.subapp is not None or req.root_path:
+                self._place(req, route)
+        else:
+            f, route = self._route(req)
         try:
             if not callable(f):
                 if isinstance(f, dict):  # the automatic OPTIONS answer
