@@ -28,7 +28,8 @@ blacksheep; upstream ``microdot`` gets its own.
 ``--instructions`` counts the CPU instructions per request of the server's processes
 instead (valgrind's callgrind): one keep-alive client sends the requests one after the
 other; after 200 warm-up requests the counters are zeroed, 1,000 requests are sent and
-the counters dumped (``callgrind_control``), so start-up and shutdown are not counted.
+the counters dumped (``callgrind_control``), so start-up and shutdown are not counted;
+a fixed hash seed makes the counts the same from run to run.
 
 Also measures the memory of idle keep-alive connections on the built-in server.
 """
@@ -283,9 +284,10 @@ def served_instructions(target: str, venvs: Path, workdir: Path,
     out_dir.mkdir()
     cmd = ['valgrind', '--tool=callgrind', '--trace-children=yes',
            '--callgrind-out-file=%s/cg.%%p' % out_dir] + command(target, venvs, workdir, port)
-    proc = subprocess.Popen(cmd, env=dict(os.environ, **TARGETS[target][3]),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    # one hash seed: dict and set layouts, so the counts, are the same from run to run
+    env = dict(os.environ, PYTHONHASHSEED='0', **TARGETS[target][3])
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     results: Dict[str, float] = {}
     try:
         wait_port(port, proc, timeout=600)

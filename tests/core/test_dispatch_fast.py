@@ -6,6 +6,7 @@ from microdot import Microdot, Request
 
 def dispatch(app, method, path):
     req = Request(app, ('127.0.0.1', 1), method, path, '1.1', {})
+    req.inline_sync = True  # def handlers called in this thread, as WSGI does
     res = asyncio.run(app.dispatch_request(req))
     return res.status_code, res.body, res.headers.get('Allow')
 
@@ -73,3 +74,64 @@ def test_limits_from_the_application_class_and_instance():
     app.max_content_length = 100
     assert post(5) == 200
     assert Microdot().max_content_length is None  # the Request default applies
+
+
+def test_one_url_argument_is_passed_as_by_keyword():
+    import functools
+    app = Microdot()
+
+    @app.route('/u/<name>')
+    def plain(req, name):
+        return 'plain %s' % name
+
+    @app.route('/i/<int:id>')
+    async def number(req, id):
+        return 'number %r' % (id,)
+
+    @app.route('/k/<name>')
+    def keywords(req, **kwargs):
+        return 'keywords %s' % kwargs
+
+    def reads_keywords(f):
+        @functools.wraps(f)
+        def wrapper(req, **kwargs):
+            return f(req, kwargs['name'].upper())
+        return wrapper
+
+    @app.route('/w/<name>')
+    @reads_keywords
+    def wrapped(req, name):
+        return 'wrapped %s' % name
+
+    @app.route('/o/<name>')
+    def other_name(req, value=None, name=None):
+        return 'other %s %s' % (value, name)
+
+    @app.route('/p/<name>')
+    def positional_only(req, name, /):
+        return 'never'
+
+    assert dispatch(app, 'GET', '/u/a')[:2] == (200, b'plain a')
+    assert dispatch(app, 'GET', '/i/-3')[:2] == (200, b'number -3')
+    assert dispatch(app, 'GET', '/k/a')[:2] == (200, b"keywords {'name': 'a'}")
+    assert dispatch(app, 'GET', '/w/a')[:2] == (200, b'wrapped A')
+    assert dispatch(app, 'GET', '/o/a')[:2] == (200, b'other None a')
+    assert dispatch(app, 'GET', '/p/a')[0] == 500  # TypeError, as by keyword
+    router = app._compile()
+    positional = {route.pattern.url_pattern: route.positional for route in router.routes}
+    assert positional == {'/u/<name>': 'name', '/i/<int:id>': 'id', '/k/<name>': None,
+                          '/w/<name>': None, '/o/<name>': None, '/p/<name>': None}
+
+
+def test_before_request_hooks_may_change_the_url_arguments():
+    app = Microdot()
+
+    @app.route('/u/<name>')
+    def user(req, name):
+        return name
+
+    @app.before_request
+    def rename(req):
+        req.url_args['name'] = 'changed'
+
+    assert dispatch(app, 'GET', '/u/a')[:2] == (200, b'changed')

@@ -544,14 +544,17 @@ class Microdot:
         """
         return self._route(req)[0]
 
-    def _route(self, req: Request) -> Tuple[Any, Optional[Route]]:
+    def _route(self, req: Request, router: Optional[Router] = None
+               ) -> Tuple[Any, Optional[Route]]:
         """``(handler or 404/405 or OPTIONS answer, route whose hooks apply)``.
 
         For a 405 the route is the last one matching the path, as in Microdot.
+        ``router`` is the current router, when the caller has it.
         """
-        router = self._router
-        if router is None or router.types_version != URLPattern.types_version:
-            router = self._compile()
+        if router is None:
+            router = self._router
+            if router is None or router.types_version != URLPattern.types_version:
+                router = self._compile()
         method = req.method.upper()
         if method == 'OPTIONS' and self.options_handler:
             req.route = None
@@ -561,7 +564,7 @@ class Microdot:
             matches: Any = router.scan(req.path)
         else:
             # a static path's matches with one dict lookup, else the router's walk
-            matches = router.exact.get(req.path) or router.match(req.path)
+            matches = router.match(req.path)
             if not matches:
                 return 404, None
         route = None
@@ -646,17 +649,18 @@ class Microdot:
             res = await self._error_response(req, 413, 'Payload too large')
             return await self._after_error(req, res)
         router = self._router
+        if router is None or router.types_version != URLPattern.types_version:
+            router = self._compile()
         # a static path's route for the method as sent: one dict lookup (else, and
         # for other spellings and OPTIONS, the general routing of _route())
-        route = router.static.get((req.path, req.method)) if router is not None and \
-            router.types_version == URLPattern.types_version else None
+        route = router.static.get((req.path, req.method))
         if route is not None:
             req.route = f = route.handler  # the function, as in Microdot
             req.url_args = {}
             if route.url_prefix or route.subapp is not None or req.root_path:
                 self._place(req, route)
         else:
-            f, route = self._route(req)
+            f, route = self._route(req, router)
         try:
             if not callable(f):
                 if isinstance(f, dict):  # the automatic OPTIONS answer
@@ -676,14 +680,23 @@ class Microdot:
                 if res:
                     break
             if res is None:
-                args = req.url_args  # (none: a call without a keyword dict)
+                # the URL arguments by keyword, or (see Route.positional) the one
+                # argument positionally, or none: calls without a keyword dict
+                args = req.url_args
+                name = route.positional
                 if route.is_async:
                     if not req.on_loop:
                         req.on_loop = True
                         await SWITCH_TO_LOOP
-                    res = await f(req, **args) if args else await f(req)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+                    if name is not None:
+                        res = await f(req, args[name])  # type: ignore[index]
+                    else:
+                        res = await f(req, **args) if args else await f(req)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
                 elif req.inline_sync:
-                    res = f(req, **args) if args else f(req)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+                    if name is not None:
+                        res = f(req, args[name])  # type: ignore[index]
+                    else:
+                        res = f(req, **args) if args else f(req)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
                 else:
                     res = await asyncio.to_thread(f, req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
             if type(res) is str:  # pyright: ignore[reportUnknownArgumentType]

@@ -9,6 +9,7 @@ When several routes match a path the one registered first wins, as in Microdot.
 from __future__ import annotations
 
 import re
+from types import FunctionType
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 _PLAIN_SEGMENT = '[^/]+'
@@ -233,7 +234,7 @@ class Route:
 
     __slots__ = ('index', 'methods', 'method_list', 'pattern', 'handler', 'url_prefix',
                  'subapp', 'is_async', 'owner', 'before_request', 'after_request',
-                 'after_error_request', 'error_handlers')
+                 'after_error_request', 'error_handlers', 'positional')
 
     def __init__(self, index: int, methods: Sequence[str], pattern: URLPattern,
                  handler: Callable[..., Any], url_prefix: str = '',
@@ -253,6 +254,9 @@ class Route:
         self.after_request: List[Any] = []
         self.after_error_request: List[Any] = []
         self.error_handlers: List[Dict[Any, Any]] = []
+        #: The name of the route's one URL argument when dispatch may pass it to the
+        #: handler positionally, the same as by keyword (see :func:`_positional_name`).
+        self.positional: Optional[str] = None
 
     def __iter__(self) -> Iterator[Any]:
         """Unpack as a Microdot ``url_map`` entry.
@@ -282,7 +286,7 @@ def _route_index(match: Match) -> int:
 class _Node:
     """A node of the segment tree: one ``/``-separated level of the dynamic routes."""
 
-    __slots__ = ('static', 'any', 'int', 'routes', 'tails')
+    __slots__ = ('static', 'any', 'int', 'params', 'routes', 'tails')
 
     def __init__(self) -> None:
         #: literal segment -> child
@@ -291,11 +295,33 @@ class _Node:
         self.any: Optional[_Node] = None
         #: child for ``<int:...>`` arguments
         self.int: Optional[_Node] = None
-        #: routes ending here: ``(route, ((name, segment index, parser), ...))``
-        self.routes: List[Tuple[Route, Tuple[Tuple[str, int, Any], ...]]] = []
+        #: ``(is the int child, child)`` for the two above that exist, else ``None``
+        self.params: Optional[Tuple[Tuple[bool, _Node], ...]] = None
+        #: routes ending here: ``(route, ((name, segment index, parser), ...), name,
+        #: segment index)``, the last two for a route whose one argument is a plain
+        #: string (its arguments then come without the general loop), else ``None``
+        self.routes: List[Tuple[Route, Tuple[Tuple[str, int, Any], ...],
+                                Optional[str], int]] = []
         #: routes whose remaining pattern may span several segments (path, re,
         #: custom types with their own regex): matched with their full regex
         self.tails: List[Route] = []
+
+
+def _positional_name(route: Route) -> Optional[str]:
+    """The name of ``route``'s one URL argument if its handler can take it as its
+    second positional argument exactly as by keyword: a plain function (not a wrapper
+    that could read its keyword arguments) whose second parameter, positional or
+    keyword, has that name, and a route with no ``before_request`` hook (one could
+    change ``request.url_args``). ``None`` otherwise."""
+    names = [name for type_, name in route.pattern.segments if type_ is not None]
+    handler = route.handler
+    if len(names) != 1 or route.before_request or type(handler) is not FunctionType:
+        return None
+    code = handler.__code__
+    if code.co_argcount < 2 or code.co_posonlyargcount > 1 or \
+            code.co_varnames[1] != names[0]:
+        return None
+    return names[0]
 
 
 def _method_table(matches: List[Match]) -> Dict[str, Route]:
@@ -354,6 +380,7 @@ class Router:
             if not route.pattern.is_static:
                 self._has_dynamic = True
                 self._insert(route)
+                route.positional = _positional_name(route)
         statics: Dict[str, List[Match]] = {}
         for route in self.routes:
             if route.pattern.is_static:
@@ -388,12 +415,18 @@ class Router:
                 if expr == _PLAIN_SEGMENT:
                     if node.any is None:
                         node.any = _Node()
-                    node = node.any
+                    child = node.any
                 else:
                     if node.int is None:
                         node.int = _Node()
-                    node = node.int
-        node.routes.append((route, tuple(args)))
+                    child = node.int
+                node.params = tuple((is_int, branch) for is_int, branch in
+                                    ((False, node.any), (True, node.int))
+                                    if branch is not None)
+                node = child
+        name, position, parser = args[0] if len(args) == 1 else (None, 0, True)
+        node.routes.append((route, tuple(args), name if parser is None else None,
+                            position))
 
     def scan(self, path: str) -> Iterator[Match]:
         """The routes matching ``path``, in order, trying each pattern in turn.
@@ -448,7 +481,10 @@ class Router:
                     if tail_args is not None:
                         found.append((route, tail_args))
             if i == n:
-                for route, spec in node.routes:
+                for route, spec, plain, position in node.routes:
+                    if plain is not None:  # one plain string argument
+                        found.append((route, {plain: segments[position]}))
+                        continue
                     args: Dict[str, Any] = {}
                     for name, position, parser in spec:
                         value = segments[position]
@@ -466,23 +502,19 @@ class Router:
                 segment = segments[i]
                 i += 1
                 child = node.static.get(segment)
-                if segment:
-                    if node.any is not None:
+                params = node.params
+                if params is not None and segment:
+                    for is_int, branch in params:
+                        # str.isdecimal() accepts exactly what \d matches (Unicode Nd)
+                        if is_int and not (segment.isdecimal() or (
+                                segment[0] == '-' and segment[1:].isdecimal())):
+                            continue
                         if child is None:
-                            child = node.any
+                            child = branch
                         elif pending is None:
-                            pending = [(node.any, i)]
+                            pending = [(branch, i)]
                         else:
-                            pending.append((node.any, i))
-                    # str.isdecimal() accepts exactly what \d matches (Unicode Nd digits)
-                    if node.int is not None and (segment.isdecimal() or (
-                            segment[0] == '-' and segment[1:].isdecimal())):
-                        if child is None:
-                            child = node.int
-                        elif pending is None:
-                            pending = [(node.int, i)]
-                        else:
-                            pending.append((node.int, i))
+                            pending.append((branch, i))
                 if child is not None:
                     node = child
                     continue
