@@ -654,6 +654,7 @@ class Microdot:
         # a static path's route for the method as sent: one dict lookup (else, and
         # for other spellings and OPTIONS, the general routing of _route())
         route = router.static.get((req.path, req.method))
+        f: Any
         if route is not None:
             req.route = f = route.handler  # the function, as in Microdot
             req.url_args = {}
@@ -689,14 +690,14 @@ class Microdot:
                         req.on_loop = True
                         await SWITCH_TO_LOOP
                     if name is not None:
-                        res = await f(req, args[name])  # type: ignore[index]
+                        res = await f(req, args[name])  # type: ignore[index]  # pyright: ignore[reportOptionalSubscript, reportGeneralTypeIssues, reportUnknownVariableType]
                     else:
-                        res = await f(req, **args) if args else await f(req)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+                        res = await f(req, **args) if args else await f(req)  # pyright: ignore[reportGeneralTypeIssues, reportUnknownVariableType]
                 elif req.inline_sync:
                     if name is not None:
-                        res = f(req, args[name])  # type: ignore[index]
+                        res = f(req, args[name])  # type: ignore[index]  # pyright: ignore[reportOptionalSubscript]
                     else:
-                        res = f(req, **args) if args else f(req)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
+                        res = f(req, **args) if args else f(req)
                 else:
                     res = await asyncio.to_thread(f, req, **req.url_args)  # type: ignore[arg-type]  # pyright: ignore[reportCallIssue, reportUnknownVariableType]
             if type(res) is str:  # pyright: ignore[reportUnknownArgumentType]

@@ -328,7 +328,7 @@ class WSGIAdapter:
             if ctype is not None and status_line is not None:
                 # the common case, in one step
                 headers = [ctype, ('Content-Length', str(len(res.body)))]
-                if res._fields is not None or res._cookies is not None:  # pyright: ignore[reportPrivateUsage]
+                if res._fields is not None or res._cookies is not None:
                     headers = _checked_fields(res) + headers
                 start_response(status_line, headers)
                 body = [res.body]
