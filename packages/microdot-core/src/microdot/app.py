@@ -39,6 +39,9 @@ _R = TypeVar('_R')
 _async_cache: Dict[Any, bool] = {}
 #: ``Response.already_handled``, read per request without a class attribute lookup.
 _already_handled = Response.already_handled
+#: Methods already in upper case (routing compares upper-cased methods).
+_UPPER_METHODS = frozenset(('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS',
+                            'QUERY', 'TRACE', 'CONNECT'))
 
 
 def _is_async(f: Any) -> bool:
@@ -544,18 +547,21 @@ class Microdot:
         """
         return self._route(req)[0]
 
-    def _route(self, req: Request, router: Optional[Router] = None
-               ) -> Tuple[Any, Optional[Route]]:
+    def _route(self, req: Request, router: Optional[Router] = None,
+               not_static: bool = False) -> Tuple[Any, Optional[Route]]:
         """``(handler or 404/405 or OPTIONS answer, route whose hooks apply)``.
 
         For a 405 the route is the last one matching the path, as in Microdot.
-        ``router`` is the current router, when the caller has it.
+        ``router`` is the current router, when the caller has it; ``not_static``
+        says the caller found the path is none of the router's static paths.
         """
         if router is None:
             router = self._router
             if router is None or router.types_version != URLPattern.types_version:
                 router = self._compile()
-        method = req.method.upper()
+        method = req.method
+        if method not in _UPPER_METHODS:
+            method = method.upper()
         if method == 'OPTIONS' and self.options_handler:
             req.route = None
             answer = self.options_handler(req)
@@ -564,7 +570,8 @@ class Microdot:
             matches: Any = router.scan(req.path)
         else:
             # a static path's matches with one dict lookup, else the router's walk
-            matches = router.match(req.path)
+            matches = router.walk(req.path) if not_static else \
+                router.exact.get(req.path) or router.walk(req.path)
             if not matches:
                 return 404, None
         route = None
@@ -580,7 +587,7 @@ class Microdot:
                 return 404, None
             # the path exists, but not for this method: the last route matching it
             # tells where it belongs (Microdot's choice)
-        if route.url_prefix or route.subapp is not None or req.root_path:
+        if route.mounted or req.root_path:
             self._place(req, route)
         return handler, route
 
@@ -651,17 +658,17 @@ class Microdot:
         router = self._router
         if router is None or router.types_version != URLPattern.types_version:
             router = self._compile()
-        # a static path's route for the method as sent: one dict lookup (else, and
+        # a static path's route for the method as sent: two dict lookups (else, and
         # for other spellings and OPTIONS, the general routing of _route())
-        route = router.static.get((req.path, req.method))
+        table = router.static.get(req.path)
         f: Any
-        if route is not None:
+        if table is not None and (route := table.get(req.method)) is not None:
             req.route = f = route.handler  # the function, as in Microdot
             req.url_args = {}
-            if route.url_prefix or route.subapp is not None or req.root_path:
+            if route.mounted or req.root_path:
                 self._place(req, route)
         else:
-            f, route = self._route(req, router)
+            f, route = self._route(req, router, table is None)
         try:
             if not callable(f):
                 if isinstance(f, dict):  # the automatic OPTIONS answer

@@ -234,7 +234,7 @@ class Route:
 
     __slots__ = ('index', 'methods', 'method_list', 'pattern', 'handler', 'url_prefix',
                  'subapp', 'is_async', 'owner', 'before_request', 'after_request',
-                 'after_error_request', 'error_handlers', 'positional')
+                 'after_error_request', 'error_handlers', 'positional', 'mounted')
 
     def __init__(self, index: int, methods: Sequence[str], pattern: URLPattern,
                  handler: Callable[..., Any], url_prefix: str = '',
@@ -248,6 +248,8 @@ class Route:
         self.handler = handler
         self.url_prefix = url_prefix
         self.subapp = subapp
+        #: Whether it comes from a mounted application (a prefix or a sub-application).
+        self.mounted = bool(url_prefix) or subapp is not None
         self.owner = owner
         self.is_async = iscoroutine(handler)
         self.before_request: List[Any] = []
@@ -359,11 +361,11 @@ class Router:
         #: static path -> its static routes, for paths some dynamic route matches
         #: too (looked up by walking the tree, so argument dicts are never shared)
         self._overlap: Dict[str, List[Match]] = {}
-        #: ``(static path of exact, method)`` -> the route that answers it: the first
-        #: of the path's routes accepting that method (for HEAD, HEAD or GET), for
-        #: every upper-case method its routes list but OPTIONS (which the
+        #: static path (of ``exact``) -> method -> the route that answers it: the
+        #: first of the path's routes accepting that method (for HEAD, HEAD or GET),
+        #: for every upper-case method its routes list but OPTIONS (which the
         #: application's ``options_handler`` may answer); see ``Microdot._route``.
-        self.static: Dict[Tuple[str, str], Route] = {}
+        self.static: Dict[str, Dict[str, Route]] = {}
         self._has_dynamic = False
         #: True when some pattern does not compile: routes are then tried one by one
         #: in order (:meth:`scan`), and reaching the invalid one raises ``ValueError``,
@@ -391,8 +393,7 @@ class Router:
                 self._overlap[path] = matches
             else:
                 self._exact[path] = matches
-                for method, route in _method_table(matches).items():
-                    self.static[path, method] = route
+                self.static[path] = _method_table(matches)
 
     def _insert(self, route: Route) -> None:
         node = self._root
@@ -460,6 +461,17 @@ class Router:
         matches = self._exact.get(path)
         if matches is not None:
             return matches
+        return self.walk(path)
+
+    def walk(self, path: str) -> List[Match]:
+        """What :meth:`match` gives for a path that is not one of ``exact``'s.
+
+        Args:
+            path: The path to route.
+
+        Returns:
+            ``(route, arguments)`` pairs, first registered first.
+        """
         if not self._has_dynamic:
             return []
         # segments[0] is the empty text before the leading '/'; positions stored in
