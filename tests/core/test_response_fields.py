@@ -228,3 +228,17 @@ def test_builtin_server_one_step_fields_are_the_full_paths(query):
         euro = _keep_alive_get(server, b'/euro')
         assert euro == _keep_alive_get(server, b'/euro?full=1')
         assert ('x-euro', '\u20ac'.encode('utf-8').decode('latin-1')) in euro[1]
+
+
+def test_fields_checked_before_are_known_by_name_and_value():
+    from microdot import responses
+    assert Response('x', headers={'X-Known': 'a'})._fields == {'X-Known': 'a'}
+    assert ('X-Known', 'a') in responses._CHECKED_ITEMS
+    # the same name with another value is checked again (and refused here)
+    bad = Response('x', headers={'X-Known': 'a\r\nInjected: 1'})
+    assert bad._fields is None and bad._headers == {'X-Known': 'a\r\nInjected: 1'}
+    # values that vary fill the cache: it starts again, and checks go on
+    for i in range(responses._CHECKED_ITEMS_MAX + 10):
+        assert Response('x', headers={'X-Count': str(i)})._fields == {'X-Count': str(i)}
+    assert len(responses._CHECKED_ITEMS) <= responses._CHECKED_ITEMS_MAX
+    assert Response('x', headers={'X-Count': '1\n'})._fields is None

@@ -680,14 +680,14 @@ def _checked_fields(res: Response, tail: List[Tuple[bytes, bytes]]
     """The fields of ``res`` checked when they were set (see
     ``microdot.responses.one_step_type_field``) as ASGI headers, then ``tail``; ``None``
     if a value is not latin-1 (``send_response`` refuses it)."""
-    names = _WIRE_NAMES
+    pairs = _FIELD_PAIRS
     headers: List[Tuple[bytes, bytes]] = []
     append = headers.append
     try:
         fields = res._fields  # pyright: ignore[reportPrivateUsage]
         if fields:
-            for name, value in fields.items():
-                append((names.get(name) or _wire_name(name), value.encode('latin-1')))
+            for field in fields.items():
+                append(pairs.get(field) or _field_pair(field))
         cookies = res._cookies  # pyright: ignore[reportPrivateUsage]
         if cookies is not None:
             for value in cookies:
@@ -696,6 +696,20 @@ def _checked_fields(res: Response, tail: List[Tuple[bytes, bytes]]
         return None
     headers += tail
     return headers
+
+
+#: ``(name, value)`` -> the field as ASGI sends it (most responses give the same few).
+_FIELD_PAIRS: Dict[Tuple[str, str], Tuple[bytes, bytes]] = {}
+
+
+def _field_pair(field: Tuple[str, str]) -> Tuple[bytes, bytes]:
+    """``field`` as an ASGI header (``UnicodeEncodeError`` if not latin-1), cached."""
+    name, value = field
+    pair = (_wire_name(name), value.encode('latin-1'))
+    if len(_FIELD_PAIRS) >= 1024:  # (values that vary: start again)
+        _FIELD_PAIRS.clear()
+    _FIELD_PAIRS[field] = pair
+    return pair
 
 
 def _ctype_bytes(value: str) -> bytes:

@@ -95,19 +95,33 @@ _PLAIN_SPELLING: Dict[str, str] = {}
 _PLAIN_NAMES_MAX = 1024
 
 
+#: ``(name, value)`` fields that passed :func:`_checked_fields` (most responses give
+#: the same few again): a dict of them passes without checking them again.
+_CHECKED_ITEMS: set[Tuple[Any, Any]] = set()
+_CHECKED_ITEMS_MAX = 1024
+
+
 def _checked_fields(headers: Dict[Any, Any]) -> Optional[Dict[str, str]]:
     """A copy of the ``headers`` given to ``Response``, checked now, if they can be sent
     as they are: token names, none of them framing fields nor twice in another case,
     and ``str`` values without CR, LF or NUL. ``None`` otherwise (they then go into a
     ``NoCaseDict``, and a bad field is refused when the response is sent)."""
+    try:
+        if _CHECKED_ITEMS.issuperset(headers.items()):
+            return headers.copy()
+    except TypeError:  # an unhashable value (a list ...)
+        return None
     if not _PLAIN_NAMES.issuperset(headers) and not _learn_names(headers):
         return None
     try:
         text = ''.join(headers.values())
-    except TypeError:  # a value that is not a str (a list, a number ...)
+    except TypeError:  # a value that is not a str (a number ...)
         return None
     if not text.isprintable() and ('\r' in text or '\n' in text or '\0' in text):
         return None
+    if len(_CHECKED_ITEMS) >= _CHECKED_ITEMS_MAX:  # (values that vary: start again)
+        _CHECKED_ITEMS.clear()
+    _CHECKED_ITEMS.update(headers.items())
     return headers.copy()
 
 
