@@ -30,16 +30,22 @@ def run(coro, timeout=90):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-async def open_clients(make, want_workers, at_least, at_most=32):
+async def open_clients(make, want_workers, at_least, at_most=32, attempts=4):
     """Open at least ``at_least`` clients, in concurrent bursts (which spread over the
     workers better than one connection after another), until ``want_workers``
-    distinct workers serve them or ``at_most`` clients are open."""
-    clients = []
-    while len(clients) < at_most:
-        burst = max(2, min(at_least - len(clients), at_most - len(clients)))
-        clients += await asyncio.gather(*[make().start() for _ in range(burst)])
-        if len({c.pid for c in clients}) >= want_workers and len(clients) >= at_least:
-            break
+    distinct workers serve them or ``at_most`` clients are open. Where workers share
+    one listening socket, the kernel may hand a whole run of connections to one of
+    them; then the clients are closed and opened again, up to ``attempts`` times."""
+    for attempt in range(attempts):
+        clients = []
+        while len(clients) < at_most:
+            burst = max(2, min(at_least - len(clients), at_most - len(clients)))
+            clients += await asyncio.gather(*[make().start() for _ in range(burst)])
+            if len({c.pid for c in clients}) >= want_workers and len(clients) >= at_least:
+                return clients
+        if attempt < attempts - 1:
+            for c in clients:
+                await c.close()
     return clients
 
 
@@ -71,7 +77,12 @@ async def cross_worker_delivery(server, workers, sse_count, ws_count, publish_ov
                 publishers.add(await publish('m%d' % i))
             expected = ['m%d' % i for i in range(MESSAGES)]
             if ws:
-                await ws[0].send('from-ws')  # published by that client's worker
+                # Published by that client's worker: one other than the HTTP
+                # publishes' when there is one (the kernel may hand every short-lived
+                # publishing connection to the same worker), so two workers publish.
+                sender = next((c for c in ws if c.pid not in publishers), ws[0])
+                await sender.send('from-ws')
+                publishers.add(sender.pid)
                 expected.append('from-ws')
             await wait_until(lambda: all(len(c.data) >= len(expected) for c in clients),
                              clients, what='every message at every client')
@@ -105,7 +116,7 @@ def test_every_client_of_every_worker_gets_every_message_once_in_order(
     if ws_pids:
         assert len(set(ws_pids)) >= 2, 'the WebSocket clients all landed on one worker'
     if over_http:
-        assert len(publishers) >= 2, 'every publish was served by one worker'
+        assert len(publishers) >= 2, 'every message was published by one worker'
     for data in received:
         assert data == expected  # each message once, in publish order
     assert 'Traceback' not in server.output, server.output
