@@ -18,31 +18,11 @@ else:
 from microdot.sse import with_sse  # noqa: E402
 from microdot.websocket import with_websocket  # noqa: E402
 
-EVENTS_FILE = os.environ.get('MICRODOT_TEST_EVENTS')
-
-
-def record(event):
-    if EVENTS_FILE:
-        with open(EVENTS_FILE, 'a') as f:
-            f.write(event + '\n')
-
+from app_events import add_event_hooks, add_hello  # noqa: E402
 
 app = Microdot()
-
-
-@app.on_startup
-def started():
-    record('startup %d' % os.getpid())
-
-
-@app.on_shutdown
-def stopped():
-    record('shutdown %d' % os.getpid())
-
-
-@app.route('/')
-def index(req):
-    return 'Hello, World!'
+add_event_hooks(app)
+add_hello(app)
 
 
 @app.route('/pid')

@@ -18,28 +18,14 @@ import threading
 
 from microdot import Microdot
 
+from app_events import add_event_hooks
+
 DIR = os.environ.get('MICRODOT_TEST_DIR', '.')
-EVENTS_FILE = os.environ.get('MICRODOT_TEST_EVENTS')
 _version_file = os.environ.get('MICRODOT_TEST_VERSION')
 VERSION = open(_version_file).read().strip() if _version_file else 'none'
 
 app = Microdot()
-
-
-def record(event):
-    if EVENTS_FILE:
-        with open(EVENTS_FILE, 'a') as f:
-            f.write(event + '\n')
-
-
-@app.on_startup
-def started():
-    record('startup %d' % os.getpid())
-
-
-@app.on_shutdown
-def stopped():
-    record('shutdown %d' % os.getpid())
+add_event_hooks(app)
 
 
 @app.route('/version')

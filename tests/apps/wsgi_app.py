@@ -6,32 +6,12 @@ import threading
 
 from microdot.wsgi import Microdot
 
-EVENTS_FILE = os.environ.get('MICRODOT_TEST_EVENTS')
-
-
-def record(event):
-    if EVENTS_FILE:
-        with open(EVENTS_FILE, 'a') as f:
-            f.write(event + '\n')
-
+from app_events import add_event_hooks, add_hello
 
 app = Microdot()
 app.max_content_length = 64 * 1024 * 1024
-
-
-@app.on_startup
-def started():
-    record('startup %d' % os.getpid())
-
-
-@app.on_shutdown
-def stopped():
-    record('shutdown %d' % os.getpid())
-
-
-@app.route('/')
-def index(req):
-    return 'Hello, World!'
+add_event_hooks(app)
+add_hello(app)
 
 
 @app.route('/async/<int:n>')
