@@ -3,14 +3,12 @@ import asyncio
 import base64
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 
 import httpx
 import pytest
@@ -18,8 +16,18 @@ from websockets.asyncio.client import connect as aws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from microdot import ws_protocol as wsp
 from support import ROOT, ServerProcess, free_port, serve
+from ws_sse_checks import (check_client_dropping_the_connection,
+                           check_concurrent_websockets_each_on_its_own_thread,
+                           check_echo_text_binary_and_large_message,
+                           check_handler_error_closes_with_1011,
+                           check_one_head_then_frames_then_eof,
+                           check_refused_handshakes_get_http_answers,
+                           check_server_close_code_and_reason,
+                           check_sse_flushed_as_produced,
+                           check_sse_released_by_another_request,
+                           check_subprotocol_negotiation,
+                           check_too_big_message_closes_with_1009, ws_url)
 
 APPS = str(ROOT / 'tests' / 'apps')
 EXAMPLES = str(ROOT / 'examples')
@@ -33,10 +41,6 @@ WORKERS = {
 def gunicorn(port, target='wsgi_ws_app:app', *extra):
     return [sys.executable, '-m', 'gunicorn', '--bind', '127.0.0.1:%d' % port,
             '--log-level', 'warning', '--graceful-timeout', '3', *extra, target]
-
-
-def ws_url(server, path):
-    return 'ws://%s:%d%s' % (server.host, server.port, path)
 
 
 @pytest.fixture(scope='module', params=['sync', 'gthread'])
@@ -59,140 +63,43 @@ def gthread_server():
 # -- echo, sizes, subprotocols, close codes (sync and gthread) --------------------------
 
 def test_echo_text_binary_and_large_message(server):
-    with ws_connect(ws_url(server, '/echo'), max_size=4 << 20) as ws:
-        ws.send('hello é')
-        assert ws.recv() == 'hello é'
-        ws.send(b'\x00\x01\xff')
-        assert ws.recv() == b'\x00\x01\xff'
-        big = os.urandom(1 << 20)
-        ws.send(big)
-        assert ws.recv() == big
-        text = 'x' * (1 << 20)
-        ws.send(text)
-        assert ws.recv() == text
-        for i in range(50):
-            ws.send('message %d' % i)
-        assert [ws.recv() for _ in range(50)] == ['message %d' % i for i in range(50)]
-        ws.close()
-    assert ws.close_code == 1000
+    check_echo_text_binary_and_large_message(server)
 
 
 def test_subprotocol_negotiation(server):
-    with ws_connect(ws_url(server, '/chat'), subprotocols=['chat.v2', 'chat.v1']) as ws:
-        assert ws.subprotocol == 'chat.v2'
-        assert ws.recv() == 'protocol=chat.v2'
+    check_subprotocol_negotiation(server)
 
 
 def test_server_close_code_and_reason(server):
-    with ws_connect(ws_url(server, '/bye')) as ws:
-        ws.send('bye')
-        with pytest.raises(ConnectionClosed) as info:
-            ws.recv()
-    assert info.value.rcvd.code == 4000 and info.value.rcvd.reason == 'see you'
+    check_server_close_code_and_reason(server)
 
 
 def test_handler_error_closes_with_1011(server):
-    with ws_connect(ws_url(server, '/boom')) as ws:
-        ws.send('go')
-        with pytest.raises(ConnectionClosed) as info:
-            ws.recv()
-    assert info.value.rcvd.code == 1011
+    check_handler_error_closes_with_1011(server)
 
 
 def test_too_big_message_closes_with_1009(server):
-    with ws_connect(ws_url(server, '/small')) as ws:
-        ws.send('a' * 10)
-        assert ws.recv() == 'a' * 10
-        ws.send('b' * 2000)
-        with pytest.raises(ConnectionClosed) as info:
-            ws.recv()
-    assert info.value.rcvd.code == 1009
+    check_too_big_message_closes_with_1009(server)
 
 
 def test_refused_handshakes_get_http_answers(server):
-    with pytest.raises(InvalidStatus) as info:
-        ws_connect(ws_url(server, '/private'))
-    assert info.value.response.status_code == 401
-    with pytest.raises(InvalidStatus) as info:
-        ws_connect(ws_url(server, '/nowhere'))
-    assert info.value.response.status_code == 404
-    with ws_connect(ws_url(server, '/private?token=ok')) as ws:
-        assert ws.recv() == 'secret'
-    headers = {'Upgrade': 'websocket', 'Connection': 'Upgrade',
-               'Sec-WebSocket-Key': base64.b64encode(os.urandom(16)).decode(),
-               'Sec-WebSocket-Version': '8'}
-    res = httpx.get(server.url + '/echo', headers=headers, timeout=10)
-    assert res.status_code == 426 and res.headers['sec-websocket-version'] == '13'
-    res = httpx.get(server.url + '/echo', timeout=10)  # not an upgrade at all
-    assert res.status_code == 400
-
-
-def _raw_handshake(server, path='/echo'):
-    """Open a socket and complete the handshake by hand; returns (sock, head, rest)."""
-    sock = socket.create_connection((server.host, server.port), timeout=10)
-    headers, key = wsp.client_handshake_headers()
-    lines = ['GET %s HTTP/1.1' % path, 'Host: %s:%d' % (server.host, server.port)]
-    lines += ['%s: %s' % h for h in headers]
-    sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode())
-    data = b''
-    while b'\r\n\r\n' not in data:
-        chunk = sock.recv(4096)
-        assert chunk, 'connection closed during the handshake'
-        data += chunk
-    head, _, rest = data.partition(b'\r\n\r\n')
-    assert head.startswith(b'HTTP/1.1 101 ')
-    assert ('\r\nSec-WebSocket-Accept: ' + wsp.accept_key(key)).encode() in head
-    return sock, head, rest
+    check_refused_handshakes_get_http_answers(server)
 
 
 def test_nothing_follows_the_session_and_the_server_closes(server):
     """After the closing handshake gunicorn writes no HTTP bytes and closes the TCP
     connection itself: exactly one 101 head, the echo, the Close frame, then EOF."""
-    sock, head, rest = _raw_handshake(server)
-    conn = wsp.WebSocketConnection(is_client=True)
-    assert head.count(b'HTTP/1.1') == 1 and b'transfer-encoding' not in head.lower()
-    sock.sendall(conn.send('ping?'))
-    sock.sendall(conn.close(1000, 'done'))
-    received = bytearray(rest)
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        received += chunk
-    sock.close()
-    conn.receive_data(bytes(received))
-    conn.receive_data(b'')
-    events = list(conn.events())
-    assert isinstance(events[0], wsp.Message) and events[0].data == 'ping?'
-    assert isinstance(events[1], wsp.Close) and events[1].code == 1000
-    assert len(events) == 2  # EOF after a Close is not reported: no stray bytes
-    assert b'HTTP/' not in bytes(received)
+    check_one_head_then_frames_then_eof(server)
 
 
 def test_client_dropping_the_connection_frees_the_worker(server):
-    for _ in range(3):
-        sock, _, _ = _raw_handshake(server)
-        sock.close()  # no Close frame: 1006 on the server side
-    with ws_connect(ws_url(server, '/echo')) as ws:
-        ws.send('still here')
-        assert ws.recv() == 'still here'
-    assert httpx.get(server.url + '/', timeout=10).text == 'Hello, World!'
+    check_client_dropping_the_connection(server, 3)
 
 
 # -- concurrency -----------------------------------------------------------------------
 
 def test_gthread_concurrent_websockets_each_on_its_own_thread(gthread_server):
-    with ExitStack() as stack:
-        clients = [stack.enter_context(ws_connect(ws_url(gthread_server, '/whoami')))
-                   for _ in range(6)]
-        owners = [ws.recv().split() for ws in clients]
-        assert len({pid for pid, _ in owners}) == 1  # one worker process
-        assert len({tid for _, tid in owners}) == 6  # one thread per WebSocket
-        for rnd in range(20):  # interleaved traffic on all of them
-            for i, ws in enumerate(clients):
-                ws.send('%d-%d' % (i, rnd))
-            for i, ws in enumerate(clients):
-                assert ws.recv() == '%d-%d' % (i, rnd)
+    check_concurrent_websockets_each_on_its_own_thread(gthread_server, 20)
 
 
 def test_gthread_websockets_and_http_requests_at_the_same_time(gthread_server):
@@ -338,19 +245,6 @@ def test_servers_without_a_socket_refuse_websocket_cleanly(name):
 
 # -- SSE --------------------------------------------------------------------------------
 
-def _events(lines):
-    """Yield (event, data) pairs from an iterator of SSE lines."""
-    event, data = None, []
-    for line in lines:
-        if line.startswith('event: '):
-            event = line[7:]
-        elif line.startswith('data: '):
-            data.append(line[6:])
-        elif line == '' and data:
-            yield event, '\n'.join(data)
-            event, data = None, []
-
-
 @pytest.mark.parametrize('worker', ['sync', 'gthread', 'waitress'])
 def test_sse_events_are_flushed_as_produced(worker, tmp_path):
     """The first event arrives while the handler still waits for a file the test only
@@ -363,24 +257,12 @@ def test_sse_events_are_flushed_as_produced(worker, tmp_path):
     else:
         cmd = gunicorn(port, 'wsgi_ws_app:app', *WORKERS[worker])
     with serve(cmd, port, cwd=APPS) as srv, httpx.Client(timeout=10) as client:
-        with client.stream('GET', srv.url + '/sse/file', params={'path': str(flag)}) as res:
-            assert res.headers['content-type'].startswith('text/event-stream')
-            events = _events(res.iter_lines())
-            assert next(events) == ('step', 'first')
-            assert not flag.exists()
-            flag.write_text('go')
-            assert next(events) == ('step', '{"second": true}')
-            assert list(events) == []
+        check_sse_flushed_as_produced(client, srv.url, flag)
 
 
 def test_sse_gthread_event_released_by_another_request(gthread_server):
     with httpx.Client(timeout=10) as client:
-        with client.stream('GET', gthread_server.url + '/sse/gate') as res:
-            events = _events(res.iter_lines())
-            assert next(events) == ('step', 'first')
-            released = client.post(gthread_server.url + '/sse/release')
-            assert released.text == 'released'
-            assert next(events) == ('step', 'second released=True')
+        check_sse_released_by_another_request(client, gthread_server.url)
 
 
 # -- mount prefix, microdot run and the example ---------------------------------------------
