@@ -5,26 +5,22 @@ import signal
 
 import pytest
 
-from support import LiveServerProcess, ServerProcess, free_port, serve
-from serving_checks import (APPS, EXAMPLES, check_echo, check_hello, check_sse,
-                            check_stream, check_streamed_as_produced, granian_cmd,
-                            hook_pids, interrupt_group, microdot_run_cmd, wait_for_hooks,
-                            worker_pids)
+from granian_checks import check_example_page, granian_app_server, serve_example
+from serving_checks import (APPS, check_echo, check_hello, check_sse, check_stream,
+                            check_streamed_as_produced, granian_cmd, hook_pids,
+                            interrupt_group, wait_for_hooks, worker_pids)
+from support import LiveServerProcess, ServerProcess, free_port
 
 
 def test_seed_hello_example_runs_verbatim():
-    port = free_port()
-    with serve(granian_cmd('asgi', port, 'hello_asgi:app'), port, cwd=EXAMPLES) as server:
+    with serve_example('asgi', 'hello_asgi:app') as server:
         check_hello(server.url)
 
 
 def test_seed_echo_example_runs_verbatim():
-    port = free_port()
-    with serve(granian_cmd('asgi', port, 'echo_asgi:app'), port, cwd=EXAMPLES) as server:
-        import httpx
-        page = httpx.get(server.url + '/', timeout=10)
-        assert page.status_code == 200 and '<html' in page.text.lower()
-        check_echo('ws://127.0.0.1:%d' % port)
+    with serve_example('asgi', 'echo_asgi:app') as server:
+        check_example_page(server.url)
+        check_echo('ws://127.0.0.1:%d' % server.port)
 
 
 @pytest.fixture
@@ -33,10 +29,8 @@ def events(tmp_path):
 
 
 def test_microdot_run_granian_serves_everything_and_runs_the_lifespan_hooks(events):
-    port = free_port()
-    server = LiveServerProcess(microdot_run_cmd(port, 'granian_app:app', '--server', 'granian'),
-                               port, cwd=APPS, env={'MICRODOT_TEST_EVENTS': events,
-                                                    'MICRODOT_TEST_FLAVOR': 'asgi'})
+    server = granian_app_server('asgi', events=events, cls=LiveServerProcess)
+    port = server.port
     try:
         server.wait_ready()
         assert len(wait_for_hooks(events, 'startup', 1)) == 1  # lifespan.startup
@@ -57,10 +51,7 @@ def test_microdot_run_granian_serves_everything_and_runs_the_lifespan_hooks(even
 
 
 def test_microdot_run_granian_two_workers(events):
-    port = free_port()
-    cmd = microdot_run_cmd(port, 'granian_app:app', '--server', 'granian', '--workers', '2')
-    server = ServerProcess(cmd, port, cwd=APPS, env={'MICRODOT_TEST_EVENTS': events,
-                                                     'MICRODOT_TEST_FLAVOR': 'plain'})
+    server = granian_app_server('plain', '--workers', '2', events=events)
     try:
         server.wait_ready()
         started = wait_for_hooks(events, 'startup', 2)
@@ -68,7 +59,7 @@ def test_microdot_run_granian_two_workers(events):
         pids = worker_pids(server.url, 2)
         assert pids == set(started), (pids, started)
         assert server.proc.pid not in pids  # the workers are not the main process
-        check_echo('ws://127.0.0.1:%d' % port)
+        check_echo('ws://127.0.0.1:%d' % server.port)
         assert server.stop(signal.SIGTERM) == 0, server.output
     finally:
         server.stop()

@@ -12,10 +12,11 @@ import time
 import httpx
 import pytest
 
-from support import LiveServerProcess, ServerProcess, free_port, serve
-from serving_checks import (APPS, EXAMPLES, check_hello, check_sse, check_stream,
+from granian_checks import check_example_page, granian_app_server, serve_example
+from serving_checks import (EXAMPLES, check_hello, check_sse, check_stream,
                             check_streamed_as_produced, granian_cmd, hook_pids,
-                            interrupt_group, microdot_run_cmd, wait_for_hooks, worker_pids)
+                            interrupt_group, wait_for_hooks, worker_pids)
+from support import LiveServerProcess, ServerProcess, free_port
 
 HANDSHAKE = {'Upgrade': 'websocket', 'Connection': 'Upgrade',
              'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13'}
@@ -27,17 +28,14 @@ def events(tmp_path):
 
 
 def test_seed_hello_example_runs_verbatim():
-    port = free_port()
-    with serve(granian_cmd('wsgi', port, 'hello_wsgi:app'), port, cwd=EXAMPLES) as server:
+    with serve_example('wsgi', 'hello_wsgi:app') as server:
         check_hello(server.url)
 
 
 def test_seed_echo_example_page_and_websocket_refusal():
     """Granian's WSGI interface has no WebSocket: the handshake gets a clear 501."""
-    port = free_port()
-    with serve(granian_cmd('wsgi', port, 'echo_wsgi:app'), port, cwd=EXAMPLES) as server:
-        page = httpx.get(server.url + '/', timeout=10)
-        assert page.status_code == 200 and '<html' in page.text.lower()
+    with serve_example('wsgi', 'echo_wsgi:app') as server:
+        check_example_page(server.url)
         res = httpx.get(server.url + '/echo', headers=HANDSHAKE, timeout=10)
         assert res.status_code == 501
         assert 'WebSocket is not available on Granian' in res.text
@@ -45,11 +43,8 @@ def test_seed_echo_example_page_and_websocket_refusal():
 
 
 def test_microdot_run_granian_wsgi_serves_and_runs_the_hooks(events):
-    port = free_port()
-    cmd = microdot_run_cmd(port, 'granian_app:app', '--server', 'granian', '--interface',
-                           'wsgi', '--threads', '4')
-    server = LiveServerProcess(cmd, port, cwd=APPS, env={'MICRODOT_TEST_EVENTS': events,
-                                                         'MICRODOT_TEST_FLAVOR': 'wsgi'})
+    server = granian_app_server('wsgi', '--interface', 'wsgi', '--threads', '4',
+                                events=events, cls=LiveServerProcess)
     try:
         server.wait_ready()
         check_hello(server.url)
@@ -68,11 +63,8 @@ def test_microdot_run_granian_wsgi_serves_and_runs_the_hooks(events):
 
 
 def test_microdot_run_granian_wsgi_two_workers(events):
-    port = free_port()
-    cmd = microdot_run_cmd(port, 'granian_app:app', '--server', 'granian', '--interface',
-                           'wsgi', '--workers', '2')
-    server = ServerProcess(cmd, port, cwd=APPS, env={'MICRODOT_TEST_EVENTS': events,
-                                                     'MICRODOT_TEST_FLAVOR': 'plain'})
+    server = granian_app_server('plain', '--interface', 'wsgi', '--workers', '2',
+                                events=events)
     try:
         server.wait_ready()
         pids = worker_pids(server.url, 2)
@@ -223,10 +215,8 @@ def test_granian_worker_signal_set_twice_blocks():
 
 
 def test_microdot_run_granian_wsgi_stops_on_ctrl_c():
-    port = free_port()
-    cmd = microdot_run_cmd(port, 'granian_app:app', '--server', 'granian', '--interface',
-                           'wsgi', '--workers', '2')
-    server = ServerProcess(cmd, port, cwd=APPS, env={'MICRODOT_TEST_FLAVOR': 'wsgi'})
+    server = granian_app_server('wsgi', '--interface', 'wsgi', '--workers', '2')
+    port = server.port
     try:
         server.wait_ready()
         assert len(worker_pids(server.url, 2)) == 2
