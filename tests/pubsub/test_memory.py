@@ -10,6 +10,7 @@ import pytest
 from microdot.plugins import PluginError, install_hint
 from microdot.pubsub import Message, PubSub, PubSubError, SlowSubscriberError
 from microdot.pubsub_hub import decode_payload, encode_payload, event_key
+from pubsub_checks import publishing_forever
 
 _names = iter(range(10 ** 6))
 
@@ -179,21 +180,10 @@ def test_replay_while_publishing_has_no_gap_and_no_duplicate():
     async def main():
         pubsub = PubSub(None, bus(), durable={'feed': 10000})
         first = await pubsub.publish('feed', 0)
-        stop = asyncio.Event()
-
-        async def publish_forever():
-            i = 1
-            while not stop.is_set():
-                await pubsub.publish('feed', i)
-                i += 1
-                await asyncio.sleep(0)
-
-        task = asyncio.ensure_future(publish_forever())
-        await asyncio.sleep(0.01)
-        async with pubsub.subscribe('feed', last_event_id=first) as sub:
-            got = [m.data for m in await take(sub, 500)]
-        stop.set()
-        await task
+        async with publishing_forever(pubsub, 'feed'):
+            await asyncio.sleep(0.01)
+            async with pubsub.subscribe('feed', last_event_id=first) as sub:
+                got = [m.data for m in await take(sub, 500)]
         await pubsub.close()
         return got
 

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from microdot.pubsub import PubSub, PubSubError, SlowSubscriberError
+from pubsub_checks import publishing_forever
 
 
 def run(coro):
@@ -136,24 +137,13 @@ def test_replay_while_publishing_has_no_gap_and_no_duplicate(redis_server):
         pubsub = PubSub(None, redis_server.url, prefix=name, durable={'feed': 1000})
         publisher = PubSub(None, redis_server.url, prefix=name, durable={'feed': 1000})
         first = await publisher.publish('feed', 0)
-        stop = asyncio.Event()
-
-        async def publish_forever():
-            i = 1
-            while not stop.is_set():
-                await publisher.publish('feed', i)
-                i += 1
-            return i
-
-        task = asyncio.ensure_future(publish_forever())
-        await asyncio.sleep(0.05)
-        results = []
-        for _ in range(3):
-            async with pubsub.subscribe('feed', last_event_id=first) as sub:
-                got = await take(sub, 200)
-                results.append([m.data for m in got])
-        stop.set()
-        await task
+        async with publishing_forever(publisher, 'feed'):
+            await asyncio.sleep(0.05)
+            results = []
+            for _ in range(3):
+                async with pubsub.subscribe('feed', last_event_id=first) as sub:
+                    got = await take(sub, 200)
+                    results.append([m.data for m in got])
         await pubsub.close()
         await publisher.close()
         return results
