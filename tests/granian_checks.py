@@ -4,7 +4,7 @@ tests/wsgi/test_wsgi_granian.py): a seed example served verbatim, and
 """
 import httpx
 
-from serving_checks import APPS, EXAMPLES, granian_cmd, microdot_run_cmd
+from serving_checks import APPS, EXAMPLES, check_hello, granian_cmd, microdot_run_cmd
 from support import ServerProcess, free_port, serve
 
 
@@ -13,6 +13,12 @@ def serve_example(interface, module):
     --interface interface`` on a free port; a context manager giving the server."""
     port = free_port()
     return serve(granian_cmd(interface, port, module), port, cwd=EXAMPLES)
+
+
+def check_seed_hello(interface):
+    """The seed's ``hello_<interface>.py``, served verbatim, answers its page."""
+    with serve_example(interface, 'hello_%s:app' % interface) as server:
+        check_hello(server.url)
 
 
 def check_example_page(url):

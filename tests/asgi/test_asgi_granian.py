@@ -5,7 +5,8 @@ import signal
 
 import pytest
 
-from granian_checks import check_example_page, granian_app_server, serve_example
+from granian_checks import (check_example_page, check_seed_hello, granian_app_server,
+                            serve_example)
 from serving_checks import (APPS, check_echo, check_hello, check_sse, check_stream,
                             check_streamed_as_produced, granian_cmd, hook_pids,
                             interrupt_group, wait_for_hooks, worker_pids)
@@ -13,8 +14,7 @@ from support import LiveServerProcess, ServerProcess, free_port
 
 
 def test_seed_hello_example_runs_verbatim():
-    with serve_example('asgi', 'hello_asgi:app') as server:
-        check_hello(server.url)
+    check_seed_hello('asgi')
 
 
 def test_seed_echo_example_runs_verbatim():

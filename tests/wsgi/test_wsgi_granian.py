@@ -12,7 +12,8 @@ import time
 import httpx
 import pytest
 
-from granian_checks import check_example_page, granian_app_server, serve_example
+from granian_checks import (check_example_page, check_seed_hello, granian_app_server,
+                            serve_example)
 from serving_checks import (EXAMPLES, check_hello, check_sse, check_stream,
                             check_streamed_as_produced, granian_cmd, hook_pids,
                             interrupt_group, wait_for_hooks, worker_pids)
@@ -28,8 +29,7 @@ def events(tmp_path):
 
 
 def test_seed_hello_example_runs_verbatim():
-    with serve_example('wsgi', 'hello_wsgi:app') as server:
-        check_hello(server.url)
+    check_seed_hello('wsgi')
 
 
 def test_seed_echo_example_page_and_websocket_refusal():

@@ -17,17 +17,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from support import ROOT, ServerProcess, free_port, serve
-from ws_sse_checks import (check_client_dropping_the_connection,
-                           check_concurrent_websockets_each_on_its_own_thread,
-                           check_echo_text_binary_and_large_message,
-                           check_handler_error_closes_with_1011,
-                           check_one_head_then_frames_then_eof,
-                           check_refused_handshakes_get_http_answers,
-                           check_server_close_code_and_reason,
-                           check_sse_flushed_as_produced,
-                           check_sse_released_by_another_request,
-                           check_subprotocol_negotiation,
-                           check_too_big_message_closes_with_1009, ws_url)
+import ws_sse_checks as checks
+from ws_sse_checks import ws_url
 
 APPS = str(ROOT / 'tests' / 'apps')
 EXAMPLES = str(ROOT / 'examples')
@@ -63,43 +54,43 @@ def gthread_server():
 # -- echo, sizes, subprotocols, close codes (sync and gthread) --------------------------
 
 def test_echo_text_binary_and_large_message(server):
-    check_echo_text_binary_and_large_message(server)
+    checks.check_echo_text_binary_and_large_message(server)
 
 
 def test_subprotocol_negotiation(server):
-    check_subprotocol_negotiation(server)
+    checks.check_subprotocol_negotiation(server)
 
 
 def test_server_close_code_and_reason(server):
-    check_server_close_code_and_reason(server)
+    checks.check_server_close_code_and_reason(server)
 
 
 def test_handler_error_closes_with_1011(server):
-    check_handler_error_closes_with_1011(server)
+    checks.check_handler_error_closes_with_1011(server)
 
 
 def test_too_big_message_closes_with_1009(server):
-    check_too_big_message_closes_with_1009(server)
+    checks.check_too_big_message_closes_with_1009(server)
 
 
 def test_refused_handshakes_get_http_answers(server):
-    check_refused_handshakes_get_http_answers(server)
+    checks.check_refused_handshakes_get_http_answers(server)
 
 
 def test_nothing_follows_the_session_and_the_server_closes(server):
     """After the closing handshake gunicorn writes no HTTP bytes and closes the TCP
     connection itself: exactly one 101 head, the echo, the Close frame, then EOF."""
-    check_one_head_then_frames_then_eof(server)
+    checks.check_one_head_then_frames_then_eof(server)
 
 
 def test_client_dropping_the_connection_frees_the_worker(server):
-    check_client_dropping_the_connection(server, 3)
+    checks.check_client_dropping_the_connection(server, 3)
 
 
 # -- concurrency -----------------------------------------------------------------------
 
 def test_gthread_concurrent_websockets_each_on_its_own_thread(gthread_server):
-    check_concurrent_websockets_each_on_its_own_thread(gthread_server, 20)
+    checks.check_concurrent_websockets_each_on_its_own_thread(gthread_server, 20)
 
 
 def test_gthread_websockets_and_http_requests_at_the_same_time(gthread_server):
@@ -257,12 +248,12 @@ def test_sse_events_are_flushed_as_produced(worker, tmp_path):
     else:
         cmd = gunicorn(port, 'wsgi_ws_app:app', *WORKERS[worker])
     with serve(cmd, port, cwd=APPS) as srv, httpx.Client(timeout=10) as client:
-        check_sse_flushed_as_produced(client, srv.url, flag)
+        checks.check_sse_flushed_as_produced(client, srv.url, flag)
 
 
 def test_sse_gthread_event_released_by_another_request(gthread_server):
     with httpx.Client(timeout=10) as client:
-        check_sse_released_by_another_request(client, gthread_server.url)
+        checks.check_sse_released_by_another_request(client, gthread_server.url)
 
 
 # -- mount prefix, microdot run and the example ---------------------------------------------
